@@ -1,0 +1,7 @@
+"""The JSON API under /api/v1, for scripts (bearer tokens), the panel's pages and the extension."""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+from backend.api import routes  # noqa: E402,F401  (routes attach themselves to bp)

@@ -1,0 +1,150 @@
+"""API routes: parse, authorise (policy table + visibility), call a service, commit, answer."""
+
+from __future__ import annotations
+
+from flask import current_app, g, jsonify, request
+
+from backend.api import bp
+from backend.api.payload import field, id_list, json_body, query_int
+from backend.extensions import db
+from backend.models import Department
+from backend.services import conversations, devices, users
+from backend.services.tenants import create_department
+from backend.services.visibility import (
+    get_user_in_tenant,
+    get_visible_conversation,
+    get_visible_device,
+)
+
+
+@bp.get("/me")
+def me():
+    return jsonify({"user": g.user.to_dict(), "tenant": {"id": g.user.tenant.id, "name": g.user.tenant.name}})
+
+
+@bp.get("/users")
+def list_users():
+    return jsonify({"users": [u.to_dict() for u in users.users_in_tenant(g.user.tenant_id)]})
+
+
+@bp.post("/users")
+def create_user():
+    data = json_body()
+    user = users.create_user(
+        g.user,
+        tenant=g.user.tenant,
+        email=field(data, "email", str, max_length=254),
+        role=field(data, "role", str, max_length=16),
+        display_name=field(data, "display_name", str, default="", max_length=120),
+        password=field(data, "password", str, default=None, max_length=200),
+        department_ids=id_list(data, "department_ids"),
+    )
+    db.session.commit()
+    return jsonify({"user": user.to_dict()}), 201
+
+
+@bp.get("/users/<int:user_id>")
+def get_user(user_id: int):
+    return jsonify({"user": get_user_in_tenant(g.user, user_id).to_dict()})
+
+
+@bp.patch("/users/<int:user_id>")
+def update_user(user_id: int):
+    target = get_user_in_tenant(g.user, user_id)
+    data = json_body()
+    users.update_user(
+        g.user,
+        target,
+        role=field(data, "role", str, default=None, max_length=16),
+        display_name=field(data, "display_name", str, default=None, max_length=120),
+        is_active=field(data, "is_active", bool, default=None),
+        department_ids=id_list(data, "department_ids"),
+        password=field(data, "password", str, default=None, max_length=200),
+    )
+    db.session.commit()
+    return jsonify({"user": target.to_dict()})
+
+
+@bp.get("/departments")
+def list_departments():
+    return jsonify({"departments": [{"id": d.id, "name": d.name} for d in g.user.tenant.departments]})
+
+
+@bp.post("/departments")
+def create_department_route():
+    data = json_body()
+    department: Department = create_department(g.user, g.user.tenant, field(data, "name", str, max_length=120))
+    db.session.commit()
+    return jsonify({"department": {"id": department.id, "name": department.name}}), 201
+
+
+@bp.post("/devices/enrolment-codes")
+def create_enrolment_code():
+    data = json_body() if request.content_length else {}
+    agent_id = field(data, "agent_id", int, default=g.user.id)
+    agent = get_user_in_tenant(g.user, agent_id)
+    device, code = devices.create_enrolment_code(
+        g.user, agent, current_app.config["ENROLMENT_CODE_TTL_SECONDS"]
+    )
+    db.session.commit()
+    return jsonify({"device": device.to_dict(), "code": code,
+                    "expires_at": device.enrolment_code_expires_at.isoformat()}), 201
+
+
+@bp.post("/devices/enrol")
+def enrol_device():
+    data = json_body()
+    device, token = devices.enrol_device(
+        field(data, "code", str, max_length=32),
+        label=field(data, "label", str, default="", max_length=120),
+        user_agent=field(data, "user_agent", str, default="", max_length=400),
+        remote_addr=request.remote_addr or "",
+    )
+    db.session.commit()
+    agent = device.agent
+    return jsonify({
+        "device": device.to_dict(),
+        "token": token,
+        "agent": {"id": agent.id, "email": agent.email, "display_name": agent.display_name},
+        "tenant": {"id": agent.tenant.id, "name": agent.tenant.name},
+    }), 201
+
+
+@bp.get("/devices")
+def list_devices():
+    return jsonify({"devices": [d.to_dict() for d in devices.devices_visible_to(g.user)]})
+
+
+@bp.get("/devices/<int:device_id>")
+def get_device(device_id: int):
+    return jsonify({"device": get_visible_device(g.user, device_id).to_dict()})
+
+
+@bp.post("/devices/<int:device_id>/revoke")
+def revoke_device(device_id: int):
+    device = devices.revoke_device(g.user, get_visible_device(g.user, device_id))
+    db.session.commit()
+    return jsonify({"device": device.to_dict()})
+
+
+@bp.get("/conversations")
+def list_conversations():
+    rows = conversations.list_conversations(
+        g.user, before_id=query_int("before_id"), limit=query_int("limit", 50) or 50
+    )
+    return jsonify({"conversations": [c.to_dict() for c in rows],
+                    "next_before_id": rows[-1].id if rows else None})
+
+
+@bp.get("/conversations/<int:conversation_id>")
+def get_conversation(conversation_id: int):
+    return jsonify({"conversation": get_visible_conversation(g.user, conversation_id).to_dict()})
+
+
+@bp.get("/conversations/<int:conversation_id>/messages")
+def list_messages(conversation_id: int):
+    conversation = get_visible_conversation(g.user, conversation_id)
+    rows = conversations.list_messages(
+        g.user, conversation, after_id=query_int("after_id", 0) or 0, limit=query_int("limit", 100) or 100
+    )
+    return jsonify({"messages": [m.to_dict() for m in rows]})

@@ -1,0 +1,193 @@
+"""The `veil` command line. `veil --help` lists every command."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask_migrate import upgrade
+
+from backend.app import create_app
+from backend.errors import ApiError
+from backend.extensions import db, socketio
+
+
+def make_app():
+    return create_app()
+
+
+def fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def find_user(email: str):
+    from sqlalchemy import select
+
+    from backend.models import User
+    from backend.services.users import normalise_email
+
+    user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        fail(f"no user with e-mail {email}")
+    return user
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Veil: guard customer data in web chat consoles.
+
+    The database is DATABASE_URL (default: SQLite in the instance folder, VEIL_INSTANCE_PATH or ./instance).
+    """
+
+
+@main.command()
+def init() -> None:
+    """Create the database, or migrate it to the latest schema (safe to run again)."""
+    app = make_app()
+    with app.app_context():
+        upgrade(directory=app.extensions["migrate"].directory)
+    click.echo(f"database ready: {app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]}")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1 or VEIL_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default 5000 or VEIL_PORT).")
+def serve(host: str | None, port: int | None) -> None:
+    """Serve the panel, the API and Socket.IO."""
+    app = make_app()
+    host = host or app.config["VEIL_HOST"]
+    port = port or app.config["VEIL_PORT"]
+    click.echo(f"Veil panel: http://{host}:{port}/", err=True)
+    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False, log_output=False)
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("add")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(["owner", "admin", "supervisor", "agent"]))
+@click.option("--department", "departments", multiple=True, help="Department name; created if missing. Repeatable.")
+@click.option("--tenant", "tenant_name", default=None, help="Organisation name (default: the only one).")
+@click.option("--name", "display_name", default="")
+@click.option("--password", default=None, help="Omit to be asked for it.")
+def user_add(email, role, departments, tenant_name, display_name, password) -> None:
+    """Add a user to an organisation (the organisation is created if it does not exist yet)."""
+    from sqlalchemy import select
+
+    from backend.models import Tenant
+    from backend.services.tenants import create_department, create_tenant, department_named, find_tenant
+    from backend.services.users import create_user
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    app = make_app()
+    with app.app_context():
+        try:
+            if tenant_name:
+                tenant = find_tenant(tenant_name) or create_tenant(tenant_name)
+            else:
+                tenants = db.session.scalars(select(Tenant)).all()
+                if len(tenants) != 1:
+                    fail("name the organisation with --tenant (there is not exactly one)")
+                tenant = tenants[0]
+            ids = [(department_named(tenant, d) or create_department(None, tenant, d)).id for d in departments]
+            created = create_user(None, tenant=tenant, email=email, role=role, display_name=display_name,
+                                  password=password, department_ids=ids)
+            db.session.commit()
+        except ApiError as err:
+            fail(err.message)
+        click.echo(f"user {created.email} ({created.role}) added to {tenant.name}")
+
+
+@user.command("set-password")
+@click.option("--email", required=True)
+@click.option("--password", default=None, help="Omit to be asked for it.")
+def user_set_password(email, password) -> None:
+    """Set a user's password (for a forgotten demo login, or a locked-out owner)."""
+    from backend.security.passwords import hash_password
+    from backend.security.sessions import end_sessions_of
+    from backend.services.audit import record_audit
+    from backend.services.users import validate_password
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    app = make_app()
+    with app.app_context():
+        target = find_user(email)
+        try:
+            validate_password(password)
+        except ApiError as err:
+            fail(err.message)
+        target.password_hash = hash_password(password)
+        end_sessions_of(target.id)
+        record_audit("user.set_password_cli", tenant_id=target.tenant_id, target_type="user", target_id=target.id)
+        db.session.commit()
+        click.echo(f"password set for {target.email}")
+
+
+@main.group()
+def token() -> None:
+    """Personal API tokens."""
+
+
+@token.command("create")
+@click.option("--email", required=True)
+@click.option("--name", default="cli", help="What the token is for.")
+def token_create(email, name) -> None:
+    """Create an API token (shown once; send it as Authorization: Bearer)."""
+    from backend.services.api_tokens import create_api_token
+
+    app = make_app()
+    with app.app_context():
+        value = create_api_token(find_user(email), name)
+        db.session.commit()
+    click.echo("API token (shown once):", err=True)
+    click.echo(value)
+
+
+@main.group()
+def device() -> None:
+    """Agents' browser devices."""
+
+
+@device.command("code")
+@click.option("--email", required=True, help="The agent's e-mail.")
+def device_code(email) -> None:
+    """Make a one-time enrolment code for an agent's extension."""
+    from backend.services.devices import create_enrolment_code
+
+    app = make_app()
+    with app.app_context():
+        try:
+            _device, code = create_enrolment_code(None, find_user(email), app.config["ENROLMENT_CODE_TTL_SECONDS"])
+        except ApiError as err:
+            fail(err.message)
+        db.session.commit()
+    click.echo("Enrolment code (single use, valid 24 hours):", err=True)
+    click.echo(code)
+
+
+@main.command()
+def demo() -> None:
+    """Create the demo organisation "Demo Co" (once), printing the owner's login."""
+    from backend.services.demo import DEMO_OWNER_EMAIL, create_demo
+
+    app = make_app()
+    with app.app_context():
+        login = create_demo(app.config["SECRET_KEY"])
+        db.session.commit()
+    if login is None:
+        click.echo(f"Demo Co exists already. Owner: {DEMO_OWNER_EMAIL} "
+                   f"(forgot the password? veil user set-password --email {DEMO_OWNER_EMAIL})")
+        return
+    click.echo("Demo Co created. Sign in as the owner (the password is shown only now):")
+    click.echo(f"  e-mail:   {login.email}")
+    click.echo(f"  password: {login.password}")
+
+
+if __name__ == "__main__":
+    main()

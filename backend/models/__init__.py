@@ -1,0 +1,28 @@
+"""The data model. Each module holds one area; import from here."""
+
+from backend.models.audit import AuditLogEntry
+from backend.models.auth import ApiToken, LoginAttempt, WebSession
+from backend.models.behaviour import BehaviourEvent
+from backend.models.chat import ChatAccount, Conversation, Message
+from backend.models.devices import Device
+from backend.models.rules import RuleSetVersion
+from backend.models.tenancy import ROLES, Department, Role, Tenant, User, department_members
+
+__all__ = [
+    "ROLES",
+    "ApiToken",
+    "AuditLogEntry",
+    "BehaviourEvent",
+    "ChatAccount",
+    "Conversation",
+    "Department",
+    "Device",
+    "LoginAttempt",
+    "Message",
+    "Role",
+    "RuleSetVersion",
+    "Tenant",
+    "User",
+    "WebSession",
+    "department_members",
+]

@@ -1,0 +1,38 @@
+"""Sensitive behaviour noticed by the extension or the backend (blocked sends, deletions, new devices…)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.extensions import db
+from backend.models.base import UTCDateTime, created_at_column, iso
+
+
+class BehaviourEvent(db.Model):
+    __tablename__ = "behaviour_event"
+    __table_args__ = (UniqueConstraint("device_id", "client_event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("device.id", ondelete="SET NULL"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id", ondelete="SET NULL"))
+    client_event_id: Mapped[str | None] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(48), index=True)
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    received_at: Mapped[datetime] = created_at_column()
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "agent_id": self.agent_id,
+            "device_id": self.device_id,
+            "conversation_id": self.conversation_id,
+            "type": self.type,
+            "details": self.details,
+            "occurred_at": iso(self.occurred_at),
+        }

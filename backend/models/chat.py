@@ -1,0 +1,105 @@
+"""Chat accounts, conversations and messages as logged by the extension.
+
+Customer identifiers are never stored in clear. A conversation is keyed by `customer_ref`, a keyed hash
+made in `backend.security.identifiers`, and shown under a stable pseudonym; the encryption issue adds
+encrypted originals beside these columns without changing their meaning.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from backend.extensions import db
+from backend.models.base import UTCDateTime, created_at_column, iso
+from backend.models.devices import Device
+from backend.models.tenancy import User
+
+DIRECTIONS = ("in", "out")
+
+
+class ChatAccount(db.Model):
+    """The account an agent operates on one platform (whatsapp, telegram, messenger, line, web…)."""
+
+    __tablename__ = "chat_account"
+    __table_args__ = (UniqueConstraint("tenant_id", "platform", "handle"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    # The company's own account name or number: business data, not customer data.
+    handle: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = created_at_column()
+
+    agent: Mapped[User] = relationship()
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "agent_id": self.agent_id, "platform": self.platform, "handle": self.handle}
+
+
+class Conversation(db.Model):
+    """One customer on one chat account."""
+
+    __tablename__ = "conversation"
+    __table_args__ = (UniqueConstraint("chat_account_id", "customer_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    chat_account_id: Mapped[int] = mapped_column(ForeignKey("chat_account.id", ondelete="CASCADE"))
+    # Denormalised from the chat account: every visibility query filters on it.
+    agent_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    customer_ref: Mapped[str] = mapped_column(String(64))
+    customer_pseudonym: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = created_at_column()
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+    chat_account: Mapped[ChatAccount] = relationship()
+    agent: Mapped[User] = relationship()
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "agent_id": self.agent_id,
+            "chat_account": self.chat_account.to_dict(),
+            "customer_pseudonym": self.customer_pseudonym,
+            "started_at": iso(self.started_at),
+            "last_message_at": iso(self.last_message_at),
+        }
+
+
+class Message(db.Model):
+    """A message as read from the console. (device_id, client_event_id) makes a retried upload idempotent."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        UniqueConstraint("device_id", "client_event_id"),
+        Index("ix_message_conversation_sent", "conversation_id", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("device.id", ondelete="SET NULL"))
+    client_event_id: Mapped[str | None] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(3))
+    text: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = created_at_column()
+    # Set when a supervisor wrote the message from the panel (intervention).
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+
+    conversation: Mapped[Conversation] = relationship()
+    device: Mapped[Device | None] = relationship()
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "conversation_id": self.conversation_id,
+            "direction": self.direction,
+            "text": self.text,
+            "sent_at": iso(self.sent_at),
+            "author_user_id": self.author_user_id,
+        }

@@ -1,0 +1,199 @@
+"""Panel pages. Views parse the form, call a service, commit and render; they hold no rules."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from backend.errors import ApiError
+from backend.extensions import db
+from backend.models import ROLES, BehaviourEvent, Conversation, Device, Message
+from backend.models.base import utcnow
+from backend.panel import bp
+from backend.services import users as user_service
+from backend.services.audit import record_audit
+from backend.services.conversations import list_conversations
+from backend.services.devices import devices_visible_to
+from backend.services.tenants import create_department
+from backend.services.visibility import get_user_in_tenant, visible_agent_ids_query
+
+ONLINE_WINDOW = timedelta(minutes=2)
+LANGUAGE_COOKIE = "veil_lang"
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths, so the login form cannot be used to bounce people to another site."""
+    if not target:
+        return url_for("panel.home")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("panel.home")
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "GET":
+        return render_template("login.html", next=request.args.get("next", ""))
+    email = request.form.get("email", "")
+    try:
+        user = user_service.authenticate(
+            email,
+            request.form.get("password", ""),
+            request.remote_addr or "",
+            current_app.config["LOGIN_MAX_FAILURES"],
+            current_app.config["LOGIN_WINDOW_SECONDS"],
+        )
+    except ApiError as err:
+        db.session.commit()  # keep the failure ledger and audit entry
+        return render_template("login.html", error=err.message, email=email,
+                               next=request.form.get("next", "")), err.status
+    db.session.commit()
+    session.clear()
+    session.regenerate()
+    session["user_id"] = user.id
+    return redirect(safe_next(request.form.get("next")))
+
+
+@bp.post("/logout")
+def logout():
+    record_audit("auth.sign_out", actor=g.user, remote_addr=request.remote_addr or "")
+    db.session.commit()
+    session.clear()
+    return redirect(url_for("panel.login"))
+
+
+@bp.get("/lang/<code>")
+def set_language(code: str):
+    response = redirect(safe_next(request.args.get("next")))
+    if code in current_app.config["LANGUAGES"]:
+        response.set_cookie(LANGUAGE_COOKIE, code, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+    return response
+
+
+@bp.get("/")
+def home():
+    agents = visible_agent_ids_query(g.user)
+    day_start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    count = db.session.scalar
+    overview = {
+        "messages_today": count(select(func.count(Message.id)).join(Conversation).where(
+            Conversation.agent_id.in_(agents), Message.sent_at >= day_start)),
+        "conversations_today": count(select(func.count(Conversation.id)).where(
+            Conversation.agent_id.in_(agents), Conversation.last_message_at >= day_start)),
+        "behaviour_today": count(select(func.count(BehaviourEvent.id)).where(
+            BehaviourEvent.agent_id.in_(agents), BehaviourEvent.occurred_at >= day_start)),
+        "devices_online": count(select(func.count(Device.id)).where(
+            Device.agent_id.in_(agents), Device.revoked_at.is_(None),
+            Device.last_seen_at >= utcnow() - ONLINE_WINDOW)),
+    }
+    return render_template("home.html", overview=overview)
+
+
+@bp.get("/records")
+def records():
+    return render_template("records.html", conversations=list_conversations(g.user, limit=100))
+
+
+@bp.get("/live")
+def live():
+    return render_template("live.html", devices=devices_visible_to(g.user), online_since=utcnow() - ONLINE_WINDOW)
+
+
+@bp.get("/reports")
+def reports():
+    events = db.session.scalars(
+        select(BehaviourEvent)
+        .where(BehaviourEvent.tenant_id == g.user.tenant_id,
+               BehaviourEvent.agent_id.in_(visible_agent_ids_query(g.user)))
+        .order_by(BehaviourEvent.occurred_at.desc())
+        .limit(200)
+    ).all()
+    names = {u.id: u.display_name for u in user_service.users_in_tenant(g.user.tenant_id)}
+    return render_template("reports.html", events=events, names=names)
+
+
+@bp.get("/rules")
+def rules():
+    return render_template("placeholder.html", page="rules")
+
+
+@bp.get("/keys")
+def keys():
+    return render_template("placeholder.html", page="keys")
+
+
+@bp.get("/settings")
+def settings():
+    return render_template("settings.html", departments=g.user.tenant.departments)
+
+
+@bp.post("/settings/departments")
+def department_create():
+    try:
+        create_department(g.user, g.user.tenant, request.form.get("name", ""))
+    except ApiError as err:
+        flash(err.message, "error")
+        return redirect(url_for("panel.settings"))
+    db.session.commit()
+    flash(_("Department created."), "ok")
+    return redirect(url_for("panel.settings"))
+
+
+@bp.get("/users")
+def users():
+    return render_template("users.html", users=user_service.users_in_tenant(g.user.tenant_id))
+
+
+def _form_department_ids() -> list[int]:
+    return [int(v) for v in request.form.getlist("department_ids") if v.isdigit()]
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+def user_create():
+    if request.method == "POST":
+        try:
+            user_service.create_user(
+                g.user,
+                tenant=g.user.tenant,
+                email=request.form.get("email", ""),
+                role=request.form.get("role", ""),
+                display_name=request.form.get("display_name", ""),
+                password=request.form.get("password") or None,
+                department_ids=_form_department_ids(),
+            )
+        except ApiError as err:
+            return render_template("user_form.html", user=None, roles=ROLES, error=err.message,
+                                   form=request.form), err.status
+        db.session.commit()
+        flash(_("User created."), "ok")
+        return redirect(url_for("panel.users"))
+    return render_template("user_form.html", user=None, roles=ROLES, form={})
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+def user_edit(user_id: int):
+    target = get_user_in_tenant(g.user, user_id)
+    if request.method == "POST":
+        try:
+            user_service.update_user(
+                g.user,
+                target,
+                role=request.form.get("role") or None,
+                display_name=request.form.get("display_name"),
+                is_active=request.form.get("is_active") == "on",
+                department_ids=_form_department_ids(),
+                password=request.form.get("password") or None,
+            )
+        except ApiError as err:
+            db.session.rollback()
+            return render_template("user_form.html", user=target, roles=ROLES, error=err.message,
+                                   form=request.form), err.status
+        db.session.commit()
+        flash(_("Changes saved."), "ok")
+        return redirect(url_for("panel.users"))
+    return render_template("user_form.html", user=target, roles=ROLES, form={})

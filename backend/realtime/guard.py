@@ -1,0 +1,69 @@
+"""Every Socket.IO handler goes through `guarded`, which applies the policy table's rule for it.
+
+A handler whose (namespace, event) is not in the table fails at import time, so none can be added
+without a rule; the test matrix then checks the rule is the one intended.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import wraps
+
+from flask import session
+from flask_babel import gettext as _
+from flask_socketio import ConnectionRefusedError
+
+from backend.errors import ApiError
+from backend.extensions import db
+from backend.models import Device, User
+from backend.security.authentication import user_for_session
+from backend.security.policy import event_access
+
+log = logging.getLogger(__name__)
+
+
+def current_device() -> Device | None:
+    device_id = session.get("device_id")
+    device = db.session.get(Device, device_id) if isinstance(device_id, int) else None
+    # Looked up on every event, so a revoked device is cut off at its next event.
+    if device is None or device.revoked_at is not None or not device.agent.is_active:
+        return None
+    return device
+
+
+def error_ack(code: str, message: str) -> dict:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def guarded(namespace: str, event: str):
+    access = event_access(namespace, event)
+    if access is None:
+        raise LookupError(f"Socket.IO event {namespace} {event} has no entry in security.policy.EVENTS")
+
+    def decorate(handler):
+        @wraps(handler)
+        def wrapper(*args):
+            if event == "connect":
+                return handler(*args)  # connect handlers authenticate themselves and refuse by raising
+            actor: Device | User | None = current_device() if access.device else user_for_session()
+            if actor is None:
+                return error_ack("unauthorized", _("Not signed in, or the device was revoked."))
+            if not access.device and not access.allows(actor.role):
+                return error_ack("forbidden", _("Your role does not allow this."))
+            try:
+                return handler(actor, *args)
+            except ApiError as err:
+                db.session.rollback()
+                return error_ack(err.code, err.message)
+            except Exception:
+                db.session.rollback()
+                log.exception("Socket.IO handler %s %s failed", namespace, event)
+                return error_ack("internal_error", _("Something went wrong on the server. It was logged."))
+
+        return wrapper
+
+    return decorate
+
+
+def refuse(message: str) -> None:
+    raise ConnectionRefusedError({"code": "unauthorized", "message": message})

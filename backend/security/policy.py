@@ -1,0 +1,86 @@
+"""Who may call what: the one table of role rules for every HTTP endpoint and Socket.IO event.
+
+Roles are checked here, before a view runs. Tenant and department scope is checked on the objects
+themselves by `backend.services.visibility`, which every service uses to load what it acts on.
+An endpoint or event missing from these tables is refused (deny by default), and
+tests/test_access_matrix.py fails when one is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backend.models.tenancy import Role
+
+
+@dataclass(frozen=True)
+class Access:
+    """`public`: no sign-in needed. `device`: an enrolled extension's token. Otherwise: these roles."""
+
+    roles: frozenset[str] = frozenset()
+    public: bool = False
+    device: bool = False
+
+    def allows(self, role: str | None) -> bool:
+        return self.public or (role is not None and role in self.roles)
+
+
+PUBLIC = Access(public=True)
+DEVICE = Access(device=True)
+ANY_USER = Access(roles=frozenset(r.value for r in Role))
+STAFF = Access(roles=frozenset({Role.OWNER, Role.ADMIN, Role.SUPERVISOR}))
+MANAGERS = Access(roles=frozenset({Role.OWNER, Role.ADMIN}))
+# Reading message text. The keys issue replaces this role rule with a private-key grant check,
+# in `backend.services.visibility.can_read_message_text`, which consults this same entry.
+RECORD_READERS = STAFF
+
+ROUTES: dict[str, Access] = {
+    "static": PUBLIC,
+    "health.healthz": PUBLIC,
+    # panel pages
+    "panel.login": PUBLIC,
+    "panel.set_language": PUBLIC,
+    "panel.logout": ANY_USER,
+    "panel.home": ANY_USER,
+    "panel.records": STAFF,
+    "panel.live": STAFF,
+    "panel.reports": STAFF,
+    "panel.rules": MANAGERS,
+    "panel.keys": MANAGERS,
+    "panel.settings": MANAGERS,
+    "panel.department_create": MANAGERS,
+    "panel.users": MANAGERS,
+    "panel.user_create": MANAGERS,
+    "panel.user_edit": MANAGERS,
+    # JSON API
+    "api.me": ANY_USER,
+    "api.list_users": MANAGERS,
+    "api.create_user": MANAGERS,
+    "api.get_user": MANAGERS,
+    "api.update_user": MANAGERS,
+    "api.list_departments": STAFF,
+    "api.create_department": MANAGERS,
+    "api.create_enrolment_code": ANY_USER,
+    "api.enrol_device": PUBLIC,
+    "api.list_devices": ANY_USER,
+    "api.get_device": ANY_USER,
+    "api.revoke_device": ANY_USER,
+    "api.list_conversations": STAFF,
+    "api.get_conversation": STAFF,
+    "api.list_messages": RECORD_READERS,
+}
+
+EVENTS: dict[tuple[str, str], Access] = {
+    ("/agent", "connect"): DEVICE,
+    ("/agent", "heartbeat"): DEVICE,
+    ("/panel", "connect"): ANY_USER,
+    ("/panel", "watch_conversation"): RECORD_READERS,
+}
+
+
+def route_access(endpoint: str | None) -> Access | None:
+    return ROUTES.get(endpoint or "")
+
+
+def event_access(namespace: str, event: str) -> Access | None:
+    return EVENTS.get((namespace, event))

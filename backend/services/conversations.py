@@ -1,0 +1,58 @@
+"""Reading conversations and messages within the actor's scope."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from backend.errors import forbidden
+from backend.extensions import db
+from backend.models import ChatAccount, Conversation, Message, User
+from backend.models.base import utcnow
+from backend.security.identifiers import customer_pseudonym, customer_ref
+from backend.services.visibility import can_read_message_text, visible_agent_ids_query
+
+PAGE_SIZE_MAX = 200
+
+
+def list_conversations(actor: User, *, before_id: int | None = None, limit: int = 50) -> list[Conversation]:
+    query = (
+        select(Conversation)
+        .where(Conversation.tenant_id == actor.tenant_id, Conversation.agent_id.in_(visible_agent_ids_query(actor)))
+        .order_by(Conversation.id.desc())
+        .limit(min(max(limit, 1), PAGE_SIZE_MAX))
+    )
+    if before_id is not None:
+        query = query.where(Conversation.id < before_id)
+    return list(db.session.scalars(query))
+
+
+def list_messages(actor: User, conversation: Conversation, *, after_id: int = 0, limit: int = 100) -> list[Message]:
+    if not can_read_message_text(actor, conversation):
+        raise forbidden()
+    query = (
+        select(Message)
+        .where(Message.conversation_id == conversation.id, Message.id > after_id)
+        .order_by(Message.id)
+        .limit(min(max(limit, 1), PAGE_SIZE_MAX))
+    )
+    return list(db.session.scalars(query))
+
+
+def find_or_create_conversation(secret: str, account: ChatAccount, raw_customer_id: str) -> Conversation:
+    """The customer's identifier is turned into a keyed ref here and never stored as given."""
+    ref = customer_ref(secret, account.tenant_id, raw_customer_id)
+    conversation = db.session.scalar(
+        select(Conversation).where(Conversation.chat_account_id == account.id, Conversation.customer_ref == ref)
+    )
+    if conversation is None:
+        conversation = Conversation(
+            tenant_id=account.tenant_id,
+            chat_account=account,
+            agent_id=account.agent_id,
+            customer_ref=ref,
+            customer_pseudonym=customer_pseudonym(ref),
+            started_at=utcnow(),
+        )
+        db.session.add(conversation)
+        db.session.flush()
+    return conversation

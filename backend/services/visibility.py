@@ -1,0 +1,76 @@
+"""Tenant and department scope: which users, devices and conversations an actor may see.
+
+Objects of another tenant are reported as not found, so ids cannot be probed across tenants.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, select
+
+from backend.errors import forbidden, not_found
+from backend.extensions import db
+from backend.models import Conversation, Device, Role, User, department_members
+from backend.security.policy import RECORD_READERS
+
+
+def sees_whole_tenant(actor: User) -> bool:
+    return actor.role in (Role.OWNER, Role.ADMIN)
+
+
+def visible_agent_ids_query(actor: User) -> Select:
+    """The ids of the agents whose data `actor` may see (a subquery, for filters)."""
+    if sees_whole_tenant(actor):
+        return select(User.id).where(User.tenant_id == actor.tenant_id, User.role == Role.AGENT)
+    if actor.role == Role.SUPERVISOR:
+        return (
+            select(department_members.c.user_id)
+            .join(User, User.id == department_members.c.user_id)
+            .where(
+                User.tenant_id == actor.tenant_id,
+                User.role == Role.AGENT,
+                department_members.c.department_id.in_(
+                    select(department_members.c.department_id).where(department_members.c.user_id == actor.id)
+                ),
+            )
+        )
+    return select(User.id).where(User.id == actor.id)
+
+
+def can_see_agent(actor: User, agent: User) -> bool:
+    if agent.tenant_id != actor.tenant_id:
+        return False
+    if agent.id == actor.id or sees_whole_tenant(actor):
+        return True
+    if actor.role == Role.SUPERVISOR and agent.role == Role.AGENT:
+        return bool(actor.department_ids & agent.department_ids)
+    return False
+
+
+def get_user_in_tenant(actor: User, user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None or user.tenant_id != actor.tenant_id:
+        raise not_found("user")
+    return user
+
+
+def get_visible_device(actor: User, device_id: int) -> Device:
+    device = db.session.get(Device, device_id)
+    if device is None or device.tenant_id != actor.tenant_id:
+        raise not_found("device")
+    if not can_see_agent(actor, device.agent):
+        raise forbidden()
+    return device
+
+
+def get_visible_conversation(actor: User, conversation_id: int) -> Conversation:
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is None or conversation.tenant_id != actor.tenant_id:
+        raise not_found("conversation")
+    if not can_see_agent(actor, conversation.agent):
+        raise forbidden()
+    return conversation
+
+
+def can_read_message_text(actor: User, conversation: Conversation) -> bool:
+    """The one place that decides whether message text may be shown (the keys issue adds grants)."""
+    return RECORD_READERS.allows(actor.role) and can_see_agent(actor, conversation.agent)
