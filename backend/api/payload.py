@@ -62,6 +62,6 @@ def query_int(name: str, default: int | None = None) -> int | None:
 
 
 def _type_name(kind: type) -> str:
-    return {str: "a string", int: "a number", bool: "true or false", list: "a list", dict: "an object"}.get(
-        kind, kind.__name__
-    )
+    names = {str: _("a string"), int: _("a number"), bool: _("true or false"), list: _("a list"),
+             dict: _("an object")}
+    return names.get(kind, kind.__name__)
