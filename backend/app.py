@@ -34,12 +34,7 @@ def create_app(overrides: dict | None = None, *, config_class: type[Config] = Co
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)
     app.session_interface = ServerSessionInterface()
-    socketio.init_app(
-        app,
-        message_queue=app.config["VEIL_SOCKETIO_QUEUE"],
-        cors_allowed_origins=app.config["VEIL_SOCKETIO_ORIGINS"],
-        async_mode="threading",
-    )
+    init_realtime(app)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(panel.bp)
@@ -48,6 +43,16 @@ def create_app(overrides: dict | None = None, *, config_class: type[Config] = Co
     errors.register_error_handlers(app)
     app.context_processor(template_globals)
     return app
+
+
+def init_realtime(app: Flask) -> None:
+    """Attach Socket.IO; with VEIL_SOCKETIO_QUEUE set, rooms are shared through that queue."""
+    socketio.init_app(
+        app,
+        message_queue=app.config["VEIL_SOCKETIO_QUEUE"],
+        cors_allowed_origins=app.config["VEIL_SOCKETIO_ORIGINS"],
+        async_mode="threading",
+    )
 
 
 def select_locale() -> str:

@@ -8,8 +8,7 @@ from backend.api import bp
 from backend.api.payload import field, id_list, json_body, query_int
 from backend.extensions import db
 from backend.models import Department
-from backend.services import conversations, devices, users
-from backend.services.tenants import create_department
+from backend.services import conversations, devices, tenants, users
 from backend.services.visibility import (
     get_user_in_tenant,
     get_visible_conversation,
@@ -71,9 +70,9 @@ def list_departments():
 
 
 @bp.post("/departments")
-def create_department_route():
+def create_department():
     data = json_body()
-    department: Department = create_department(g.user, g.user.tenant, field(data, "name", str, max_length=120))
+    department: Department = tenants.create_department(g.user, g.user.tenant, field(data, "name", str, max_length=120))
     db.session.commit()
     return jsonify({"department": {"id": department.id, "name": department.name}}), 201
 

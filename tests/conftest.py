@@ -1,0 +1,191 @@
+"""Fixtures that compose: one migrated database per backend, emptied after each test, and factories.
+
+Every test runs against SQLite; with VEIL_TEST_POSTGRES_URL set, against PostgreSQL as well.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+
+from backend import create_app
+from backend.config import TestConfig
+from backend.extensions import db
+from backend.models import ChatAccount, Device, Message, Role, Tenant, User
+from backend.models.base import utcnow
+from backend.security.secrets import hash_token
+from backend.services.api_tokens import create_api_token
+from backend.services.conversations import find_or_create_conversation
+from backend.services.devices import create_enrolment_code, enrol_device
+from backend.services.tenants import create_department, create_tenant
+
+TRANSLATIONS = Path(__file__).resolve().parents[1] / "backend" / "translations"
+PG_SCHEMA = "veil_test"
+
+
+def compile_catalogues() -> None:
+    """The .mo files are build output; compile them if this checkout has not yet."""
+    for po in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            with po.open("rb") as src, mo.open("wb") as dst:
+                write_mo(dst, read_po(src))
+
+
+def postgres_url() -> str | None:
+    return os.environ.get("VEIL_TEST_POSTGRES_URL") or None
+
+
+def database_params() -> list:
+    params = [pytest.param("sqlite", id="sqlite")]
+    if postgres_url():
+        params.append(pytest.param("postgres", id="postgres"))
+    return params
+
+
+def reset_postgres_schema(url: str) -> str:
+    """A schema of our own in the shared database, dropped and made anew for each run."""
+    from backend.config import normalise_db_url
+
+    engine = create_engine(normalise_db_url(url))
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
+    engine.dispose()
+    sep = "&" if "?" in url else "?"
+    return normalise_db_url(url) + sep + "options=" + urllib.parse.quote(f"-csearch_path={PG_SCHEMA}")
+
+
+@pytest.fixture(scope="session", params=database_params())
+def app(request, tmp_path_factory):
+    compile_catalogues()
+    instance = tmp_path_factory.mktemp(f"instance-{request.param}")
+    if request.param == "postgres":
+        url = reset_postgres_schema(postgres_url())
+    else:
+        url = f"sqlite:///{instance}/veil.db"
+    application = create_app(
+        {"INSTANCE_PATH": str(instance), "SQLALCHEMY_DATABASE_URI": url, "VEIL_SOCKETIO_QUEUE": None},
+        config_class=TestConfig,
+    )
+    with application.app_context():
+        upgrade(directory=application.extensions["migrate"].directory)
+    application.config["DB_KIND"] = request.param
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty_database(request):
+    """After each test, empty every table, so tests see only what they make."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application = request.getfixturevalue("app")
+    with application.app_context():
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if application.config["DB_KIND"] == "postgres":
+                conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    conn.execute(text(f'DELETE FROM "{table}"'))
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def sign_in(client, user: User) -> str:
+    """Put `user` into the client's server-side session; returns a CSRF token for unsafe requests."""
+    with client.session_transaction() as session:
+        session["user_id"] = user.id
+    page = client.get("/settings" if user.role in (Role.OWNER, Role.ADMIN) else "/")
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+    assert match, "signed-in page carries a CSRF token"
+    return match.group(1)
+
+
+@dataclass
+class Org:
+    """One tenant with a person in every role and an agent's data to reach for."""
+
+    tenant: Tenant
+    users: dict[str, User]
+    sales_id: int
+    support_id: int
+    agent: User
+    other_agent: User  # an agent in a department the supervisor does not supervise
+    device: Device
+    conversation_id: int
+    pending_code: str
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
+def make_org(name: str, secret: str) -> Org:
+    tenant = create_tenant(name)
+    sales = create_department(None, tenant, "Sales")
+    support = create_department(None, tenant, "Support")
+    slug = re.sub(r"\W+", "", name.lower())
+
+    def person(role: str, label: str, departments) -> User:
+        user = User(tenant=tenant, email=f"{label}@{slug}.test", display_name=label, role=role)
+        user.departments = departments
+        db.session.add(user)
+        return user
+
+    users = {
+        "owner": person(Role.OWNER, "owner", []),
+        "admin": person(Role.ADMIN, "admin", []),
+        "supervisor": person(Role.SUPERVISOR, "supervisor", [sales]),
+        "agent": person(Role.AGENT, "agent", [sales]),
+    }
+    other_agent = person(Role.AGENT, "agent2", [support])
+    db.session.flush()
+    agent = users["agent"]
+    device, code = create_enrolment_code(None, agent, 3600)
+    device, _token = enrol_device(code, label="laptop")
+    _pending, pending_code = create_enrolment_code(None, agent, 3600)
+    account = ChatAccount(tenant_id=tenant.id, agent=agent, platform="whatsapp", handle=f"{name} sales")
+    db.session.add(account)
+    db.session.flush()
+    conversation = find_or_create_conversation(secret, account, "+86 138 0013 8000")
+    db.session.add(Message(tenant_id=tenant.id, conversation=conversation, direction="in",
+                           text=f"hello from a customer of {name}", sent_at=utcnow()))
+    org = Org(tenant, users, sales.id, support.id, agent, other_agent, device, conversation.id, pending_code)
+    org.tokens = {role: create_api_token(user) for role, user in users.items()}
+    db.session.commit()
+    return org
+
+
+@pytest.fixture
+def orgs(ctx):
+    """Two tenants, A (the actor's) and B (the other one), built the same way."""
+    secret = ctx.config["SECRET_KEY"]
+    return make_org("Acme", secret), make_org("Bolt", secret)
+
+
+def device_token(device: Device) -> str:
+    """Give a device a known token (the real one is only ever returned once, at enrolment)."""
+    token = f"test-device-token-{device.id}"
+    device.token_hash = hash_token(token)
+    db.session.commit()
+    return token

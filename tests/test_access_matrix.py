@@ -1,0 +1,244 @@
+"""Every route and Socket.IO event × every role (and no one) × own and other tenant.
+
+The cases below are written independently of backend/security/policy.py: the test reads the app's own
+url_map and Socket.IO handler table, so a new route or event without a case here fails the build.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+
+from backend.extensions import socketio
+from tests.conftest import device_token, sign_in
+
+ROLES = ("owner", "admin", "supervisor", "agent")
+ALL = set(ROLES)
+STAFF = {"owner", "admin", "supervisor"}
+MANAGERS = {"owner", "admin"}
+PUBLIC = "public"
+
+
+def _new_user_body(org, role):
+    return {"email": f"new-{role}@{org.tenant.name.lower()}.test", "role": "agent"}
+
+
+# endpoint -> (method, path(org), json body(org, role) or form, who may, expected success status)
+# `org` is the tenant whose objects the path names: the actor's own, or the other tenant.
+ROUTES = {
+    "static": ("GET", lambda o: "/static/panel.css", None, PUBLIC, 200),
+    "health.healthz": ("GET", lambda o: "/healthz", None, PUBLIC, 200),
+    "panel.login": ("GET", lambda o: "/login", None, PUBLIC, 200),
+    "panel.login#post": ("POST", lambda o: "/login", {"form": {"email": "x@y.z", "password": "wrong"}}, PUBLIC, 401),
+    "panel.set_language": ("GET", lambda o: "/lang/zh?next=/", None, PUBLIC, 302),
+    "panel.logout": ("POST", lambda o: "/logout", {"form": {}}, ALL, 302),
+    "panel.home": ("GET", lambda o: "/", None, ALL, 200),
+    "panel.records": ("GET", lambda o: "/records", None, STAFF, 200),
+    "panel.live": ("GET", lambda o: "/live", None, STAFF, 200),
+    "panel.reports": ("GET", lambda o: "/reports", None, STAFF, 200),
+    "panel.rules": ("GET", lambda o: "/rules", None, MANAGERS, 200),
+    "panel.keys": ("GET", lambda o: "/keys", None, MANAGERS, 200),
+    "panel.settings": ("GET", lambda o: "/settings", None, MANAGERS, 200),
+    "panel.department_create": ("POST", lambda o: "/settings/departments", {"form": {"name": "Night"}}, MANAGERS, 302),
+    "panel.users": ("GET", lambda o: "/users", None, MANAGERS, 200),
+    "panel.user_create": ("GET", lambda o: "/users/new", None, MANAGERS, 200),
+    "panel.user_create#post": ("POST", lambda o: "/users/new",
+                               {"form": {"email": "fresh@example.test", "role": "agent"}}, MANAGERS, 302),
+    "panel.user_edit": ("GET", lambda o: f"/users/{o.agent.id}", None, MANAGERS, 200),
+    "panel.user_edit#post": ("POST", lambda o: f"/users/{o.agent.id}",
+                             {"form": {"display_name": "Renamed", "role": "agent", "is_active": "on"}}, MANAGERS, 302),
+    "api.me": ("GET", lambda o: "/api/v1/me", None, ALL, 200),
+    "api.list_users": ("GET", lambda o: "/api/v1/users", None, MANAGERS, 200),
+    "api.create_user": ("POST", lambda o: "/api/v1/users", {"json": _new_user_body}, MANAGERS, 201),
+    "api.get_user": ("GET", lambda o: f"/api/v1/users/{o.agent.id}", None, MANAGERS, 200),
+    "api.update_user": ("PATCH", lambda o: f"/api/v1/users/{o.agent.id}", {"json": {"display_name": "R"}},
+                        MANAGERS, 200),
+    "api.list_departments": ("GET", lambda o: "/api/v1/departments", None, STAFF, 200),
+    "api.create_department": ("POST", lambda o: "/api/v1/departments", {"json": {"name": "Night"}}, MANAGERS, 201),
+    "api.create_enrolment_code": ("POST", lambda o: "/api/v1/devices/enrolment-codes",
+                                  {"json": lambda o, r: {"agent_id": o.agent.id}}, ALL, 201),
+    "api.enrol_device": ("POST", lambda o: "/api/v1/devices/enrol",
+                         {"json": lambda o, r: {"code": o.pending_code}}, PUBLIC, 201),
+    "api.list_devices": ("GET", lambda o: "/api/v1/devices", None, ALL, 200),
+    "api.get_device": ("GET", lambda o: f"/api/v1/devices/{o.device.id}", None, ALL, 200),
+    "api.revoke_device": ("POST", lambda o: f"/api/v1/devices/{o.device.id}/revoke", None, ALL, 200),
+    "api.list_conversations": ("GET", lambda o: "/api/v1/conversations", None, STAFF, 200),
+    "api.get_conversation": ("GET", lambda o: f"/api/v1/conversations/{o.conversation_id}", None, STAFF, 200),
+    "api.list_messages": ("GET", lambda o: f"/api/v1/conversations/{o.conversation_id}/messages", None,
+                          STAFF, 200),
+}
+
+# Cases whose path or body names an object of a tenant: the other tenant's object must be "not found".
+OBJECT_ROUTES = {
+    "panel.user_edit", "panel.user_edit#post", "api.get_user", "api.update_user", "api.create_enrolment_code",
+    "api.get_device", "api.revoke_device", "api.get_conversation", "api.list_messages",
+}
+
+
+def route_keys_from_app(app) -> set[str]:
+    keys = set()
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            keys.add(rule.endpoint if method == "GET" or rule.methods & {"GET"} == set() else
+                     f"{rule.endpoint}#{method.lower()}")
+    return keys
+
+
+def test_every_route_has_a_case(app):
+    from_app = route_keys_from_app(app)
+    assert sorted(from_app - ROUTES.keys()) == [], "routes without an access-matrix case"
+    assert sorted(ROUTES.keys() - from_app) == [], "cases for routes that no longer exist"
+
+
+def test_every_route_is_in_the_policy_table(app):
+    from backend.security.policy import ROUTES as POLICY
+
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert sorted(endpoints - POLICY.keys()) == []
+
+
+def login_page_csrf(client) -> str:
+    page = client.get("/login").get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def _request(client, case, org, role, *, as_api: bool, token: str | None, csrf: str | None):
+    method, path_of, body, _who, _ok = case
+    kwargs: dict = {}
+    if body:
+        if "json" in body:
+            payload = body["json"]
+            kwargs["json"] = payload(org, role) if callable(payload) else payload
+        else:
+            kwargs["data"] = dict(body["form"], csrf_token=csrf or "")
+    elif method != "GET":
+        kwargs["json"] = {}
+    headers = {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    elif csrf and "json" in kwargs:
+        headers["X-CSRFToken"] = csrf
+    return client.open(path_of(org), method=method, headers=headers, **kwargs)
+
+
+CASES = list(itertools.product(sorted(ROUTES), (*ROLES, None)))
+
+
+@pytest.mark.parametrize("key,role", CASES, ids=[f"{k}-{r or 'anonymous'}" for k, r in CASES])
+def test_route_access(app, orgs, key, role):
+    own, other = orgs
+    case = ROUTES[key]
+    _method, path_of, _body, who, ok = case
+    is_api = path_of(own).startswith("/api/")
+    client = app.test_client()
+    token = csrf = None
+    if role is not None:
+        if is_api:
+            token = own.tokens[role]
+        else:
+            csrf = sign_in(client, own.users[role])
+    elif not is_api:
+        csrf = login_page_csrf(client)
+
+    response = _request(client, case, own, role, as_api=is_api, token=token, csrf=csrf)
+    if who == PUBLIC or (role is not None and role in who):
+        assert response.status_code == ok, response.get_data(as_text=True)[:300]
+    elif role is None:
+        if is_api:
+            assert response.status_code == 401
+            assert response.get_json()["error"]["code"] == "sign_in_required"
+        else:
+            assert response.status_code == 302 and "/login" in response.headers["Location"]
+    else:
+        assert response.status_code == 403, response.get_data(as_text=True)[:300]
+
+    if key in OBJECT_ROUTES and role is not None and role in who:
+        if not token and key == "panel.logout":
+            csrf = sign_in(client, own.users[role])
+        response = _request(client, case, other, role, as_api=is_api, token=token, csrf=csrf)
+        assert response.status_code == 404, f"{key} as {role} reached another tenant's object"
+
+
+# ---- Socket.IO ----------------------------------------------------------------------------------
+
+EVENTS = {
+    ("/agent", "connect"): "device",
+    ("/agent", "heartbeat"): "device",
+    ("/panel", "connect"): ALL,
+    ("/panel", "watch_conversation"): STAFF,
+}
+
+
+def test_every_event_has_a_case(app):
+    from backend.security.policy import EVENTS as POLICY
+
+    registered = {
+        (namespace, event)
+        for namespace, handlers in socketio.server.handlers.items()
+        for event in handlers
+    }
+    assert sorted(registered - EVENTS.keys()) == [], "Socket.IO events without an access-matrix case"
+    assert sorted(registered - POLICY.keys()) == []
+
+
+def test_agent_namespace_needs_a_live_device_token(app, orgs):
+    own, _other = orgs
+    token = device_token(own.device)
+    refused = [None, {}, {"token": "nope"}, {"token": 42}]
+    for auth in refused:
+        sio = socketio.test_client(app, namespace="/agent", auth=auth)
+        assert not sio.is_connected("/agent"), auth
+
+    # a signed-in panel user (even the owner) is not a device
+    flask_client = app.test_client()
+    sign_in(flask_client, own.users["owner"])
+    sio = socketio.test_client(app, namespace="/agent", flask_test_client=flask_client)
+    assert not sio.is_connected("/agent")
+
+    sio = socketio.test_client(app, namespace="/agent", auth={"token": token})
+    assert sio.is_connected("/agent")
+    ack = sio.emit("heartbeat", {"sent_at": "2026-01-01T00:00:00Z"}, namespace="/agent", callback=True)
+    assert ack["ok"] is True and ack["server_time"]
+
+    # revocation cuts the open connection off at its next event
+    client = app.test_client()
+    response = client.post(f"/api/v1/devices/{own.device.id}/revoke",
+                           headers={"Authorization": f"Bearer {own.tokens['owner']}"})
+    assert response.status_code == 200
+    ack = sio.emit("heartbeat", {}, namespace="/agent", callback=True)
+    assert ack["ok"] is False and ack["error"]["code"] == "unauthorized"
+    again = socketio.test_client(app, namespace="/agent", auth={"token": token})
+    assert not again.is_connected("/agent")
+
+
+@pytest.mark.parametrize("role", (*ROLES, None))
+def test_panel_namespace(app, orgs, role):
+    own, other = orgs
+    flask_client = app.test_client()
+    if role is not None:
+        sign_in(flask_client, own.users[role])
+    sio = socketio.test_client(app, namespace="/panel", flask_test_client=flask_client)
+    if role is None:
+        assert not sio.is_connected("/panel")
+        return
+    assert sio.is_connected("/panel")
+    ack = sio.emit("watch_conversation", {"conversation_id": own.conversation_id}, namespace="/panel",
+                   callback=True)
+    if role in STAFF:
+        assert ack == {"ok": True, "room": f"conversation:{own.conversation_id}"}
+    else:
+        assert ack["ok"] is False and ack["error"]["code"] == "forbidden"
+    ack = sio.emit("watch_conversation", {"conversation_id": other.conversation_id}, namespace="/panel",
+                   callback=True)
+    assert ack["ok"] is False
+    assert ack["error"]["code"] == ("not_found" if role in STAFF else "forbidden")
+    ack = sio.emit("watch_conversation", {"conversation_id": "1; drop"}, namespace="/panel", callback=True)
+    assert ack["ok"] is False
+
+
+def test_object_routes_list_every_route_with_an_id(app):
+    with_ids = {rule.endpoint for rule in app.url_map.iter_rules() if "<int:" in rule.rule}
+    covered = {key.split("#")[0] for key in OBJECT_ROUTES}
+    assert sorted(with_ids - covered) == []
