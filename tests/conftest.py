@@ -105,6 +105,7 @@ def _empty_database(request):
 
 @pytest.fixture
 def ctx(app):
+    """An app context for tests of services. Do not send requests inside it: they would share its `g`."""
     with app.app_context():
         yield app
 
@@ -114,7 +115,21 @@ def client(app):
     return app.test_client()
 
 
-def sign_in(client, user: User) -> str:
+@dataclass(frozen=True)
+class UserRef:
+    """What a test needs of a user, usable outside the app context that made it."""
+
+    id: int
+    email: str
+    role: str
+    tenant_id: int
+
+    @classmethod
+    def of(cls, user: User) -> UserRef:
+        return cls(user.id, user.email, user.role, user.tenant_id)
+
+
+def sign_in(client, user: UserRef | User) -> str:
     """Put `user` into the client's server-side session; returns a CSRF token for unsafe requests."""
     with client.session_transaction() as session:
         session["user_id"] = user.id
@@ -126,15 +141,16 @@ def sign_in(client, user: User) -> str:
 
 @dataclass
 class Org:
-    """One tenant with a person in every role and an agent's data to reach for."""
+    """One tenant with a person in every role and an agent's data to reach for (ids, not ORM objects)."""
 
-    tenant: Tenant
-    users: dict[str, User]
+    tenant_id: int
+    name: str
+    users: dict[str, UserRef]
     sales_id: int
     support_id: int
-    agent: User
-    other_agent: User  # an agent in a department the supervisor does not supervise
-    device: Device
+    agent: UserRef
+    other_agent: UserRef  # an agent in a department the supervisor does not supervise
+    device_id: int
     conversation_id: int
     pending_code: str
     tokens: dict[str, str] = field(default_factory=dict)
@@ -170,22 +186,27 @@ def make_org(name: str, secret: str) -> Org:
     conversation = find_or_create_conversation(secret, account, "+86 138 0013 8000")
     db.session.add(Message(tenant_id=tenant.id, conversation=conversation, direction="in",
                            text=f"hello from a customer of {name}", sent_at=utcnow()))
-    org = Org(tenant, users, sales.id, support.id, agent, other_agent, device, conversation.id, pending_code)
-    org.tokens = {role: create_api_token(user) for role, user in users.items()}
+    tokens = {role: create_api_token(user) for role, user in users.items()}
     db.session.commit()
-    return org
+    return Org(
+        tenant_id=tenant.id, name=name, users={r: UserRef.of(u) for r, u in users.items()},
+        sales_id=sales.id, support_id=support.id, agent=UserRef.of(agent), other_agent=UserRef.of(other_agent),
+        device_id=device.id, conversation_id=conversation.id, pending_code=pending_code, tokens=tokens,
+    )
 
 
 @pytest.fixture
-def orgs(ctx):
+def orgs(app):
     """Two tenants, A (the actor's) and B (the other one), built the same way."""
-    secret = ctx.config["SECRET_KEY"]
-    return make_org("Acme", secret), make_org("Bolt", secret)
+    with app.app_context():
+        secret = app.config["SECRET_KEY"]
+        return make_org("Acme", secret), make_org("Bolt", secret)
 
 
-def device_token(device: Device) -> str:
+def device_token(app, device_id: int) -> str:
     """Give a device a known token (the real one is only ever returned once, at enrolment)."""
-    token = f"test-device-token-{device.id}"
-    device.token_hash = hash_token(token)
-    db.session.commit()
+    token = f"test-device-token-{device_id}"
+    with app.app_context():
+        db.session.get(Device, device_id).token_hash = hash_token(token)
+        db.session.commit()
     return token
