@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from backend import api, errors, health, panel, realtime  # noqa: F401  (realtime registers handlers on import)
 from backend.config import Config, default_instance_path
 from backend.extensions import babel, csrf, db, migrate, socketio
+from backend.realtime.origins import origin_checker
 from backend.security import authentication
 from backend.security.sessions import ServerSessionInterface
 
@@ -50,7 +51,7 @@ def init_realtime(app: Flask) -> None:
     socketio.init_app(
         app,
         message_queue=app.config["VEIL_SOCKETIO_QUEUE"],
-        cors_allowed_origins=app.config["VEIL_SOCKETIO_ORIGINS"],
+        cors_allowed_origins=origin_checker(app.config["VEIL_SOCKETIO_ORIGINS"]),
         async_mode="threading",
     )
 

@@ -54,8 +54,8 @@ class Config:
     VEIL_PORT = DEFAULT_PORT
     VEIL_HOST = DEFAULT_HOST
     VEIL_SOCKETIO_QUEUE: str | None = None
-    # Extensions connect from chrome-extension://<id>; panel pages from the server's own origin.
-    VEIL_SOCKETIO_ORIGINS: list[str] | str = "*"
+    # Web origins allowed besides the panel's own and chrome-extension:// (see realtime/origins.py).
+    VEIL_SOCKETIO_ORIGINS: list[str] = []
     LOGIN_MAX_FAILURES = 5
     LOGIN_WINDOW_SECONDS = 15 * 60
     ENROLMENT_CODE_TTL_SECONDS = 24 * 3600
@@ -71,6 +71,7 @@ class Config:
             "VEIL_HOST": env.get("VEIL_HOST", DEFAULT_HOST),
             "VEIL_SOCKETIO_QUEUE": env.get("VEIL_SOCKETIO_QUEUE") or None,
             "SESSION_COOKIE_SECURE": env.get("VEIL_SECURE_COOKIES", "") == "1",
+            "VEIL_SOCKETIO_ORIGINS": [o.strip() for o in env.get("VEIL_SOCKETIO_ORIGINS", "").split(",") if o.strip()],
         }
 
 

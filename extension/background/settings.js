@@ -1,0 +1,38 @@
+// The only module that touches chrome.storage: everything else asks here.
+const ENROLMENT_KEY = 'enrolment';
+const LAST_HEARTBEAT_KEY = 'lastHeartbeatAt';
+const FALLBACK_SERVER_URL = 'http://127.0.0.1:5000';
+
+export async function loadEnrolment() {
+  const stored = await chrome.storage.local.get(ENROLMENT_KEY);
+  return stored[ENROLMENT_KEY] ?? null;
+}
+
+export async function saveEnrolment(enrolment) {
+  await chrome.storage.local.set({ [ENROLMENT_KEY]: enrolment });
+  await chrome.storage.local.remove(LAST_HEARTBEAT_KEY);
+}
+
+export async function clearEnrolment() {
+  await chrome.storage.local.remove([ENROLMENT_KEY, LAST_HEARTBEAT_KEY]);
+}
+
+export async function loadLastHeartbeat() {
+  const stored = await chrome.storage.local.get(LAST_HEARTBEAT_KEY);
+  return stored[LAST_HEARTBEAT_KEY] ?? null;
+}
+
+export async function saveLastHeartbeat(isoTime) {
+  await chrome.storage.local.set({ [LAST_HEARTBEAT_KEY]: isoTime });
+}
+
+/** The server URL the build was made for (config.json), offered before enrolment. */
+export async function loadDefaultServerUrl() {
+  try {
+    const response = await fetch(chrome.runtime.getURL('config.json'));
+    const config = await response.json();
+    return typeof config.serverUrl === 'string' ? config.serverUrl : FALLBACK_SERVER_URL;
+  } catch {
+    return FALLBACK_SERVER_URL;
+  }
+}

@@ -1,0 +1,20 @@
+// Every runtime message in the extension, named sender_TO_receiver. "UI" is an
+// extension page (options, popup); "SW" the service worker; "CONTENT" a
+// content script in a console tab.
+export const MESSAGES = Object.freeze({
+  UI_TO_SW_GET_STATUS: 'ui>sw:get-status',
+  UI_TO_SW_ENROL: 'ui>sw:enrol',
+  UI_TO_SW_FORGET_DEVICE: 'ui>sw:forget-device',
+  SW_TO_UI_STATUS_CHANGED: 'sw>ui:status-changed',
+  CONTENT_TO_SW_PAGE_OPENED: 'content>sw:page-opened',
+});
+
+// Who may send each message; the service worker's dispatcher checks the
+// sender against this before handling anything.
+export const SENDERS = Object.freeze({
+  [MESSAGES.UI_TO_SW_GET_STATUS]: 'ui',
+  [MESSAGES.UI_TO_SW_ENROL]: 'ui',
+  [MESSAGES.UI_TO_SW_FORGET_DEVICE]: 'ui',
+  [MESSAGES.SW_TO_UI_STATUS_CHANGED]: 'sw',
+  [MESSAGES.CONTENT_TO_SW_PAGE_OPENED]: 'content',
+});
