@@ -12,23 +12,17 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.live_server import REPO, VeilServer, running_server  # noqa: F401  (VeilServer: for type hints in journeys)
+
 EXTENSION_SOURCE = REPO / "extension"
 EXTENSION_DIST = REPO / "dist" / "extension"
 CHROMIUM = os.environ.get("VEIL_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("VEIL_CHROMEDRIVER", "/usr/bin/chromedriver")
-STARTUP_TIMEOUT = 30
 
 
 def extension_id(manifest_path: Path) -> str:
@@ -73,84 +67,10 @@ def extension_dir() -> Path:
     return EXTENSION_DIST
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _veil_command() -> list[str]:
-    script = Path(sys.executable).with_name("veil")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "backend.cli"]
-
-
-@dataclass
-class VeilServer:
-    url: str
-    env: dict[str, str]
-    instance: Path
-
-    def cli(self, *args: str) -> str:
-        """Runs a `veil` command against this server's instance; returns the last line of stdout."""
-        done = subprocess.run([*_veil_command(), *args], cwd=REPO, env=self.env, capture_output=True,
-                              text=True, timeout=60)
-        assert done.returncode == 0, f"veil {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-        lines = done.stdout.strip().splitlines()
-        assert lines, f"veil {' '.join(args)} printed nothing"
-        return lines[-1].strip()
-
-    def api(self, path: str, token: str) -> tuple[int, dict]:
-        request = urllib.request.Request(f"{self.url}/api/v1{path}",
-                                         headers={"Authorization": f"Bearer {token}"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.load(response)
-        except urllib.error.HTTPError as error:
-            return error.code, json.load(error)
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"veil serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                if json.load(response) == {"status": "ok", "db": "ok"}:
-                    return
-        except (OSError, ValueError) as error:
-            last_error = error
-        time.sleep(0.1)  # polling interval, bounded by the deadline above
-    pytest.fail(f"veil serve not healthy after {STARTUP_TIMEOUT}s ({last_error}):\n{log.read_text()}")
-
-
 @pytest.fixture(scope="session")
 def veil_server(tmp_path_factory: pytest.TempPathFactory):
-    tmp_path = tmp_path_factory.mktemp("veil")
-    instance = tmp_path / "instance"
-    instance.mkdir()
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    env["VEIL_INSTANCE_PATH"] = str(instance)
-    port = _free_port()
-    server = VeilServer(url=f"http://127.0.0.1:{port}", env=env, instance=instance)
-    server.cli("init")
-    server.cli("demo")
-
-    log = tmp_path / "serve.log"
-    with log.open("w") as log_file:
-        process = subprocess.Popen([*_veil_command(), "serve", "--port", str(port)], cwd=REPO, env=env,
-                                   stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        _wait_healthy(server.url, process, log)
+    with running_server(tmp_path_factory.mktemp("veil")) as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture

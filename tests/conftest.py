@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from backend import create_app
 from backend.config import TestConfig
 from backend.extensions import db
-from backend.models import ChatAccount, Device, Message, Role, Tenant, User
+from backend.models import ChatAccount, Device, Message, Role, User
 from backend.models.base import utcnow
 from backend.security.secrets import hash_token
 from backend.services.api_tokens import create_api_token

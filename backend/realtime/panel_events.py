@@ -6,11 +6,11 @@ from flask_babel import gettext as _
 from flask_socketio import join_room
 
 from backend.errors import ApiError, forbidden
+from backend.extensions import socketio
 from backend.models import User
 from backend.realtime.guard import guarded, refuse
 from backend.security.authentication import user_for_session
 from backend.services.visibility import can_read_message_text, get_visible_conversation
-from backend.extensions import socketio
 
 NAMESPACE = "/panel"
 

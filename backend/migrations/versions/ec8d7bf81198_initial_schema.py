@@ -1,13 +1,12 @@
 """initial schema
 
 Revision ID: ec8d7bf81198
-Revises: 
+Revises:
 Create Date: 2026-11-23 10:42:46.457826
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'ec8d7bf81198'
