@@ -5,6 +5,7 @@ Objects of another tenant are reported as not found, so ids cannot be probed acr
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, select
 
 from backend.errors import forbidden, not_found
@@ -49,26 +50,26 @@ def can_see_agent(actor: User, agent: User) -> bool:
 def get_user_in_tenant(actor: User, user_id: int) -> User:
     user = db.session.get(User, user_id)
     if user is None or user.tenant_id != actor.tenant_id:
-        raise not_found("user")
+        raise not_found(_("user"))
     return user
 
 
-def get_visible_device(actor: User, device_id: int) -> Device:
-    device = db.session.get(Device, device_id)
-    if device is None or device.tenant_id != actor.tenant_id:
-        raise not_found("device")
-    if not can_see_agent(actor, device.agent):
+def _get_agent_scoped(model, object_id: int, what: str, actor: User):
+    """Load a tenant object that belongs to an agent: 404 across tenants, 403 outside the actor's scope."""
+    obj = db.session.get(model, object_id)
+    if obj is None or obj.tenant_id != actor.tenant_id:
+        raise not_found(what)
+    if not can_see_agent(actor, obj.agent):
         raise forbidden()
-    return device
+    return obj
+
+
+def get_visible_device(actor: User, device_id: int) -> Device:
+    return _get_agent_scoped(Device, device_id, _("device"), actor)
 
 
 def get_visible_conversation(actor: User, conversation_id: int) -> Conversation:
-    conversation = db.session.get(Conversation, conversation_id)
-    if conversation is None or conversation.tenant_id != actor.tenant_id:
-        raise not_found("conversation")
-    if not can_see_agent(actor, conversation.agent):
-        raise forbidden()
-    return conversation
+    return _get_agent_scoped(Conversation, conversation_id, _("conversation"), actor)
 
 
 def can_read_message_text(actor: User, conversation: Conversation) -> bool:
