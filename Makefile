@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 EXTENSION_DIR := $(CURDIR)/dist/extension
 export VEIL_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: run test install deps-python deps-node translations extension browser lint pytest jstest e2e clean
+.PHONY: run test install deps-python deps-node translations update-translations extension browser lint pytest jstest e2e clean
 
 run: install extension
 	@$(BIN)/veil init
@@ -43,7 +43,7 @@ update-translations: deps-python
 	$(BIN)/pybabel update -i backend/translations/messages.pot -d backend/translations --no-fuzzy-matching
 
 extension: deps-node
-	@npm run --silent build
+	@VEIL_SERVER_URL="$${VEIL_SERVER_URL:-http://127.0.0.1:$${VEIL_PORT:-5000}}" npm run --silent build
 
 # Debian's Chromium and ChromeDriver for the browser tests (root, or sudo when it is there).
 browser:

@@ -7,6 +7,7 @@ import os
 from flask import Flask, g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from backend import api, errors, health, panel, realtime  # noqa: F401  (realtime registers handlers on import)
 from backend.config import Config, default_instance_path
@@ -43,7 +44,25 @@ def create_app(overrides: dict | None = None, *, config_class: type[Config] = Co
     authentication.init_app(app)
     errors.register_error_handlers(app)
     app.context_processor(template_globals)
+    app.after_request(security_headers)
+    if app.config["VEIL_PROXY_COUNT"]:
+        # Outermost, so Socket.IO's origin check and request.remote_addr both see the client's values.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["VEIL_PROXY_COUNT"],
+                                x_proto=app.config["VEIL_PROXY_COUNT"], x_host=app.config["VEIL_PROXY_COUNT"])
     return app
+
+
+def security_headers(response):
+    """The panel is never framed, and only loads its own scripts and styles."""
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    )
+    return response
 
 
 def init_realtime(app: Flask) -> None:

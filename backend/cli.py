@@ -59,7 +59,7 @@ def serve(host: str | None, port: int | None) -> None:
     host = host or app.config["VEIL_HOST"]
     port = port or app.config["VEIL_PORT"]
     click.echo(f"Veil panel: http://{host}:{port}/", err=True)
-    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False, log_output=False)
+    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False)
 
 
 @main.group()
@@ -110,6 +110,7 @@ def user_set_password(email, password) -> None:
     """Set a user's password (for a forgotten demo login, or a locked-out owner)."""
     from backend.security.passwords import hash_password
     from backend.security.sessions import end_sessions_of
+    from backend.security.throttle import clear_failures
     from backend.services.audit import record_audit
     from backend.services.users import validate_password
 
@@ -124,6 +125,7 @@ def user_set_password(email, password) -> None:
             fail(err.message)
         target.password_hash = hash_password(password)
         end_sessions_of(target.id)
+        clear_failures(target.email)  # the owner who was locked out may sign in at once
         record_audit("user.set_password_cli", tenant_id=target.tenant_id, target_type="user", target_id=target.id)
         db.session.commit()
         click.echo(f"password set for {target.email}")
@@ -149,6 +151,19 @@ def token_create(email, name) -> None:
     click.echo(value)
 
 
+@token.command("revoke")
+@click.option("--email", required=True)
+def token_revoke(email) -> None:
+    """Revoke every API token of a user."""
+    from backend.services.api_tokens import revoke_api_tokens
+
+    app = make_app()
+    with app.app_context():
+        count = revoke_api_tokens(None, find_user(email))
+        db.session.commit()
+    click.echo(f"revoked {count} token(s)")
+
+
 @main.group()
 def device() -> None:
     """Agents' browser devices."""
@@ -167,7 +182,8 @@ def device_code(email) -> None:
         except ApiError as err:
             fail(err.message)
         db.session.commit()
-    click.echo("Enrolment code (single use, valid 24 hours):", err=True)
+    hours = app.config["ENROLMENT_CODE_TTL_SECONDS"] // 3600
+    click.echo(f"Enrolment code (single use, valid {hours} hours):", err=True)
     click.echo(code)
 
 

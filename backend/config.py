@@ -46,7 +46,7 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
     SESSION_LIFETIME_SECONDS = 12 * 3600
-    WTF_CSRF_CHECK_DEFAULT = False  # checked in security.csrf, where bearer-token calls are exempt
+    WTF_CSRF_CHECK_DEFAULT = False  # checked in security.authentication, where bearer-token calls are exempt
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the server-side session
     BABEL_DEFAULT_LOCALE = "en"
     BABEL_TRANSLATION_DIRECTORIES = "translations"
@@ -54,6 +54,8 @@ class Config:
     VEIL_PORT = DEFAULT_PORT
     VEIL_HOST = DEFAULT_HOST
     VEIL_SOCKETIO_QUEUE: str | None = None
+    # How many reverse proxies stand in front (0: none). Their X-Forwarded-* headers are trusted only then.
+    VEIL_PROXY_COUNT = 0
     # Web origins allowed besides the panel's own and chrome-extension:// (see realtime/origins.py).
     VEIL_SOCKETIO_ORIGINS: list[str] = []
     LOGIN_MAX_FAILURES = 5
@@ -71,12 +73,13 @@ class Config:
             "VEIL_HOST": env.get("VEIL_HOST", DEFAULT_HOST),
             "VEIL_SOCKETIO_QUEUE": env.get("VEIL_SOCKETIO_QUEUE") or None,
             "SESSION_COOKIE_SECURE": env.get("VEIL_SECURE_COOKIES", "") == "1",
+            "VEIL_PROXY_COUNT": int(env.get("VEIL_PROXY_COUNT", "0") or 0),
             "VEIL_SOCKETIO_ORIGINS": [o.strip() for o in env.get("VEIL_SOCKETIO_ORIGINS", "").split(",") if o.strip()],
         }
 
 
 class TestConfig(Config):
-    """Used by the test suite: a fixed key, no rate of failure across tests."""
+    """Used by the test suite: a fixed secret key, so tests need no instance file."""
 
     TESTING = True
     SECRET_KEY = "test-secret-key-" + "0" * 32

@@ -16,5 +16,7 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 babel = Babel()
 csrf = CSRFProtect()
-# ping under 30 s keeps a Chrome MV3 service worker awake (see BROWSER_TESTING.md)
-socketio = SocketIO(ping_interval=20, ping_timeout=20)
+# A ping under 30 s keeps a Chrome MV3 service worker awake: Chrome suspends idle workers after ~30 s.
+# manage_session=False: every event re-opens the server-side session from the handshake cookie, so a
+# panel socket loses its rights the moment its user signs out or is disabled.
+socketio = SocketIO(ping_interval=20, ping_timeout=20, manage_session=False)

@@ -165,6 +165,7 @@ def test_route_access(app, orgs, key, role):
 
 EVENTS = {
     ("/agent", "connect"): "device",
+    ("/agent", "disconnect"): "device",
     ("/agent", "heartbeat"): "device",
     ("/panel", "connect"): ALL,
     ("/panel", "watch_conversation"): STAFF,
@@ -209,6 +210,7 @@ def test_agent_namespace_needs_a_live_device_token(app, orgs):
     assert response.status_code == 200
     ack = sio.emit("heartbeat", {}, namespace="/agent", callback=True)
     assert ack["ok"] is False and ack["error"]["code"] == "unauthorized"
+    assert not sio.is_connected("/agent"), "a revoked device's connection is dropped"
     again = socketio.test_client(app, namespace="/agent", auth={"token": token})
     assert not again.is_connected("/agent")
 
@@ -242,3 +244,30 @@ def test_object_routes_list_every_route_with_an_id(app):
     with_ids = {rule.endpoint for rule in app.url_map.iter_rules() if "<int:" in rule.rule}
     covered = {key.split("#")[0] for key in OBJECT_ROUTES}
     assert sorted(with_ids - covered) == []
+
+
+def test_panel_socket_loses_its_rights_at_sign_out(app, orgs):
+    own, _other = orgs
+    flask_client = app.test_client()
+    csrf = sign_in(flask_client, own.users["supervisor"])
+    sio = socketio.test_client(app, namespace="/panel", flask_test_client=flask_client)
+    ask = {"conversation_id": own.conversation_id}
+    assert sio.emit("watch_conversation", ask, namespace="/panel", callback=True)["ok"] is True
+    assert flask_client.post("/logout", data={"csrf_token": csrf}).status_code == 302
+    ack = sio.emit("watch_conversation", ask, namespace="/panel", callback=True)
+    assert ack["ok"] is False and ack["error"]["code"] == "unauthorized"
+    assert not sio.is_connected("/panel"), "the server drops a connection whose user signed out"
+
+
+def test_agents_in_the_panel_do_not_join_tenant_rooms(app, orgs):
+    own, _other = orgs
+    rooms = {}
+    for role in ("agent", "supervisor"):
+        flask_client = app.test_client()
+        sign_in(flask_client, own.users[role])
+        sio = socketio.test_client(app, namespace="/panel", flask_test_client=flask_client)
+        sid = socketio.server.manager.sid_from_eio_sid(sio.eio_sid, "/panel")
+        rooms[role] = set(socketio.server.manager.get_rooms(sid, "/panel"))
+    assert f"tenant:{own.tenant_id}" in rooms["supervisor"]
+    assert f"tenant:{own.tenant_id}" not in rooms["agent"]
+    assert f"department:{own.sales_id}" not in rooms["agent"]

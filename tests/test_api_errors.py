@@ -117,3 +117,29 @@ def test_enrolment_errors(client, orgs):
     assert ok.get_json()["token"]
     replay = client.post("/api/v1/devices/enrol", json={"code": own.pending_code})
     assert replay.status_code == 400 and error_of(replay)["code"] == "invalid_code", "a code is single-use"
+
+
+def test_a_bad_token_does_not_break_public_routes(client):
+    response = client.get("/healthz", headers={"Authorization": "Bearer nonsense"})
+    assert response.status_code == 200 and response.get_json() == {"status": "ok", "db": "ok"}
+
+
+def test_pages_cannot_be_framed_and_load_only_their_own_scripts(client):
+    response = client.get("/login")
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_guessing_enrolment_codes_is_throttled(client, orgs):
+    from backend.services.devices import ENROLMENT_MAX_FAILURES
+
+    own, _other = orgs
+    for n in range(ENROLMENT_MAX_FAILURES):
+        response = client.post("/api/v1/devices/enrol", json={"code": f"AAAA-{n:04d}"})
+        assert response.status_code == 400
+    response = client.post("/api/v1/devices/enrol", json={"code": own.pending_code})
+    assert response.status_code == 429, "even the right code waits once an address has guessed too often"
+    assert error_of(response)["code"] == "too_many_attempts"
+    assert error_of(response)["details"]["retry_after"] > 0

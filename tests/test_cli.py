@@ -93,6 +93,7 @@ def test_user_token_and_device_code_work_together(veil):
                       "SQLALCHEMY_DATABASE_URI": f"sqlite:///{veil.instance}/veil.db"})
     client = app.test_client()
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert veil("token", "revoke", "--email", "a1@acme.test").stdout.strip() == "revoked 0 token(s)"
     assert me["user"]["email"] == "boss@acme.test" and me["user"]["role"] == "owner"
     enrolled = client.post("/api/v1/devices/enrol", json={"code": code, "label": "Chrome"})
     assert enrolled.status_code == 201
@@ -100,6 +101,8 @@ def test_user_token_and_device_code_work_together(veil):
     users = client.get("/api/v1/users", headers={"Authorization": f"Bearer {token}"}).get_json()["users"]
     agent = next(u for u in users if u["email"] == "a1@acme.test")
     assert [d["name"] for d in agent["departments"]] == ["Sales"]
+    assert veil("token", "revoke", "--email", "boss@acme.test").stdout.strip() == "revoked 1 token(s)"
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
 def test_set_password(veil):

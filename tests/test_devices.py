@@ -58,3 +58,23 @@ def test_disabled_agent_device_stops_working(ctx, orgs):
     db.session.commit()
     assert device_for_token(token) is None
     assert db.session.get(Device, device.id).revoked_at is None
+
+
+def test_agent_revoking_their_own_device_is_reported(ctx, orgs):
+    own, _other = orgs
+    agent = db.session.get(User, own.agent.id)
+    revoke_device(agent, db.session.get(Device, own.device_id))
+    db.session.commit()
+    assert db.session.query(BehaviourEvent).filter_by(agent_id=agent.id, type="device_revoked_by_agent").count() == 1
+
+
+def test_pseudonyms_are_stable_and_distinct():
+    from backend.security.identifiers import customer_pseudonym, customer_ref
+
+    ref = customer_ref("k", 1, "+86 138 0013 8000")
+    assert ref == customer_ref("k", 1, "+8613800138000"), "same number, same customer, however it is written"
+    assert customer_pseudonym(ref) == customer_pseudonym(customer_ref("k", 1, "+86-138-0013-8000"))
+    assert customer_ref("k", 2, "+86 138 0013 8000") != ref, "refs are keyed per tenant"
+    names = {customer_pseudonym(customer_ref("k", 1, f"+86 139 {n:04d} 0000")) for n in range(2000)}
+    assert len(names) == 2000
+    assert all(name.startswith("客户-") and len(name) == 9 for name in names)

@@ -21,3 +21,29 @@ def test_idempotent_upload_key_exists(ctx):
         uniques = {tuple(sorted(c.name for c in u.columns)) for u in db.metadata.tables[table].constraints
                    if u.__class__.__name__ == "UniqueConstraint"}
         assert ("client_event_id", "device_id") in uniques
+
+
+def test_upgrade_keeps_existing_data(tmp_path):
+    """Data written under the first schema survives every later migration."""
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    from backend import create_app
+    from backend.config import TestConfig
+
+    app = create_app({"INSTANCE_PATH": str(tmp_path), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/old.db"},
+                     config_class=TestConfig)
+    directory = app.extensions["migrate"].directory
+    with app.app_context():
+        upgrade(directory=directory, revision="ec8d7bf81198")  # the first schema
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO tenant (id, name, created_at) VALUES (1, 'Old Co', '2026-01-01')"))
+            conn.execute(text("INSERT INTO login_attempt (email, remote_addr, created_at, details) "
+                              "VALUES ('a@b.c', '1.2.3.4', '2026-01-01', '{}')"))
+        upgrade(directory=directory)
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT name FROM tenant")).scalar() == "Old Co"
+            assert conn.execute(text("SELECT kind FROM login_attempt")).scalar() == "sign_in"
+        downgrade(directory=directory, revision="ec8d7bf81198")  # and back, for a rollback of a release
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT name FROM tenant")).scalar() == "Old Co"

@@ -93,13 +93,15 @@ def create_enrolment_code():
 @bp.post("/devices/enrol")
 def enrol_device():
     data = json_body()
-    device, token = devices.enrol_device(
-        field(data, "code", str, max_length=32),
-        label=field(data, "label", str, default="", max_length=120),
-        user_agent=field(data, "user_agent", str, default="", max_length=400),
-        remote_addr=request.remote_addr or "",
-    )
-    db.session.commit()
+    try:
+        device, token = devices.enrol_device(
+            field(data, "code", str, max_length=32),
+            label=field(data, "label", str, default="", max_length=120),
+            user_agent=field(data, "user_agent", str, default="", max_length=400),
+            remote_addr=request.remote_addr or "",
+        )
+    finally:
+        db.session.commit()  # a refused code still counts towards throttling
     agent = device.agent
     return jsonify({
         "device": device.to_dict(),

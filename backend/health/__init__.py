@@ -1,4 +1,4 @@
-"""`/healthz` for load balancers and `make run`'s wait loop."""
+"""`/healthz` for load balancers, monitoring and the test suite's wait for a started server."""
 
 from flask import Blueprint, jsonify
 from sqlalchemy import text

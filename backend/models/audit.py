@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import db
@@ -13,6 +13,8 @@ from backend.models.base import created_at_column, iso
 
 class AuditLogEntry(db.Model):
     __tablename__ = "audit_log_entry"
+    # Unique: two writers that read the same last entry cannot both append after it (no forked chain).
+    __table_args__ = (UniqueConstraint("prev_hash", name="uq_audit_log_entry_prev_hash"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenant.id", ondelete="SET NULL"), index=True)

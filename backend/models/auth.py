@@ -41,11 +41,12 @@ class ApiToken(db.Model):
 
 
 class LoginAttempt(db.Model):
-    """One failed sign-in; recent rows per e-mail and per address decide throttling."""
+    """One failed attempt to prove who one is (`kind`: sign_in or enrolment); recent rows decide throttling."""
 
     __tablename__ = "login_attempt"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="sign_in", server_default="sign_in", index=True)
     email: Mapped[str] = mapped_column(String(254), index=True)
     remote_addr: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = created_at_column()

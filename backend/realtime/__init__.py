@@ -1,6 +1,7 @@
 """Socket.IO: `/agent` for extensions (device token), `/panel` for signed-in panel users.
 
-Rooms: `tenant:<id>`, `department:<id>`, `agent:<id>`, `device:<id>`, `conversation:<id>`. Emitting goes
+Rooms: `tenant:<id>` and `department:<id>` (staff only), `user:<id>`, `agent:<id>`, `device:<id>`,
+`conversation:<id>`. Emitting goes
 through the configured message queue, so any server process reaches every room.
 """
 

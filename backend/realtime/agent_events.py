@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from flask import session
 from flask_socketio import join_room
 
 from backend.extensions import db, socketio
 from backend.models import Device
 from backend.models.base import utcnow
-from backend.realtime.guard import guarded, refuse
+from backend.realtime.guard import forget_connection, guarded, refuse, remember_device
 from backend.services.devices import device_for_token, record_heartbeat
 
 NAMESPACE = "/agent"
@@ -21,11 +20,17 @@ def connect(auth=None):
     device = device_for_token(token)
     if device is None:
         refuse("unknown or revoked device token")
-    session["device_id"] = device.id
+    remember_device(device, NAMESPACE)
     join_room(f"device:{device.id}")
     join_room(f"agent:{device.agent_id}")
     record_heartbeat(device)
     db.session.commit()
+
+
+@socketio.on("disconnect", namespace=NAMESPACE)
+@guarded(NAMESPACE, "disconnect")
+def disconnect(reason=None):
+    forget_connection(NAMESPACE)
 
 
 @socketio.on("heartbeat", namespace=NAMESPACE)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from functools import wraps
 
-from flask import session
+from flask import request
 from flask_babel import gettext as _
-from flask_socketio import ConnectionRefusedError
+from flask_socketio import ConnectionRefusedError, disconnect
 
 from backend.errors import ApiError
 from backend.extensions import db
@@ -22,8 +22,21 @@ from backend.security.policy import event_access
 log = logging.getLogger(__name__)
 
 
-def current_device() -> Device | None:
-    device_id = session.get("device_id")
+# Which device each connection of this process belongs to. A connection lives in one process, so a
+# process-local map is enough; it is keyed by (namespace, sid) and emptied on disconnect.
+_connection_devices: dict[tuple[str, str], int] = {}
+
+
+def remember_device(device: Device, namespace: str) -> None:
+    _connection_devices[(namespace, request.sid)] = device.id
+
+
+def forget_connection(namespace: str) -> None:
+    _connection_devices.pop((namespace, request.sid), None)
+
+
+def current_device(namespace: str) -> Device | None:
+    device_id = _connection_devices.get((namespace, request.sid))
     device = db.session.get(Device, device_id) if isinstance(device_id, int) else None
     # Looked up on every event, so a revoked device is cut off at its next event.
     if device is None or device.revoked_at is not None or not device.agent.is_active:
@@ -43,10 +56,12 @@ def guarded(namespace: str, event: str):
     def decorate(handler):
         @wraps(handler)
         def wrapper(*args):
-            if event == "connect":
+            if event in ("connect", "disconnect"):
                 return handler(*args)  # connect handlers authenticate themselves and refuse by raising
-            actor: Device | User | None = current_device() if access.device else user_for_session()
+            actor: Device | User | None = current_device(namespace) if access.device else user_for_session()
             if actor is None:
+                # Signed out, disabled or revoked since connecting: answer, then drop the connection.
+                disconnect()
                 return error_ack("unauthorized", _("Not signed in, or the device was revoked."))
             if not access.device and not access.allows(actor.role):
                 return error_ack("forbidden", _("Your role does not allow this."))

@@ -19,9 +19,11 @@ def origin_checker(extra_origins: list[str]) -> Callable[[str | None, dict], boo
         origin = origin.rstrip("/")
         if origin.startswith("chrome-extension://") or origin in extra:
             return True
+        # Behind proxies, ProxyFix (VEIL_PROXY_COUNT) has already put the client's host and scheme here;
+        # raw X-Forwarded-* headers are not trusted.
         environ = environ or {}
-        host = environ.get("HTTP_X_FORWARDED_HOST") or environ.get("HTTP_HOST")
-        scheme = environ.get("HTTP_X_FORWARDED_PROTO") or environ.get("wsgi.url_scheme", "http")
+        host = environ.get("HTTP_HOST")
+        scheme = environ.get("wsgi.url_scheme", "http")
         return bool(host) and origin == f"{scheme}://{host}"
 
     return allowed

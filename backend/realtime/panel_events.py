@@ -10,6 +10,7 @@ from backend.extensions import socketio
 from backend.models import User
 from backend.realtime.guard import guarded, refuse
 from backend.security.authentication import user_for_session
+from backend.security.policy import STAFF
 from backend.services.visibility import can_read_message_text, get_visible_conversation
 
 NAMESPACE = "/panel"
@@ -21,10 +22,12 @@ def connect(auth=None):
     user = user_for_session()
     if user is None:
         refuse("sign in to the panel first")
-    join_room(f"tenant:{user.tenant_id}")
     join_room(f"user:{user.id}")
-    for department_id in user.department_ids:
-        join_room(f"department:{department_id}")
+    # Only staff hear tenant- and department-wide news; an agent in the panel sees just their own.
+    if STAFF.allows(user.role):
+        join_room(f"tenant:{user.tenant_id}")
+        for department_id in user.department_ids:
+            join_room(f"department:{department_id}")
 
 
 @socketio.on("watch_conversation", namespace=NAMESPACE)

@@ -39,12 +39,12 @@ def user_for_session() -> User | None:
 def load_request_user() -> None:
     g.user = None
     g.via_token = False
+    g.bad_token = False
     token = bearer_token()
     if token is not None:
         g.user = user_for_api_token(token)
         g.via_token = True
-        if g.user is None:
-            raise ApiError(401, "invalid_token", _("The API token is unknown or revoked."))
+        g.bad_token = g.user is None
     else:
         g.user = user_for_session()
 
@@ -58,6 +58,8 @@ def enforce_policy() -> object | None:
         raise ApiError(403, "forbidden", _("Your role does not allow this."))
     if access.public:
         return None
+    if g.bad_token:
+        raise ApiError(401, "invalid_token", _("The API token is unknown or revoked."))
     if g.user is None:
         if wants_json():
             raise ApiError(401, "sign_in_required", _("Sign in first, or send an API token."))

@@ -24,6 +24,18 @@ def customer_ref(secret: str, tenant_id: int, raw_identifier: str) -> str:
     return hmac.new(key, normalise_identifier(raw_identifier).encode(), hashlib.sha256).hexdigest()
 
 
+PSEUDONYM_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
 def customer_pseudonym(ref: str) -> str:
-    """A stable, short name agents and supervisors can tell customers apart by (`客户-7F3A`)."""
-    return "客户-" + ref[:4].upper()
+    """A stable, short name agents and supervisors can tell customers apart by (`客户-7F3AK9`).
+
+    Six characters of a 31-letter alphabet (~30 bits): two customers of one tenant share one only
+    past tens of thousands of customers, and the ref, not the pseudonym, is the key.
+    """
+    number = int(ref[:16], 16)
+    chars = []
+    for _ in range(6):
+        number, digit = divmod(number, len(PSEUDONYM_ALPHABET))
+        chars.append(PSEUDONYM_ALPHABET[digit])
+    return "客户-" + "".join(chars)

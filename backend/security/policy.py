@@ -72,6 +72,7 @@ ROUTES: dict[str, Access] = {
 
 EVENTS: dict[tuple[str, str], Access] = {
     ("/agent", "connect"): DEVICE,
+    ("/agent", "disconnect"): DEVICE,
     ("/agent", "heartbeat"): DEVICE,
     ("/panel", "connect"): ANY_USER,
     ("/panel", "watch_conversation"): RECORD_READERS,

@@ -87,3 +87,8 @@ def delete_session(sid: str) -> None:
 def end_sessions_of(user_id: int) -> None:
     """Sign a user out everywhere (disabled account, role change)."""
     db.session.execute(WebSession.__table__.delete().where(WebSession.user_id == user_id))
+
+
+def purge_expired_sessions() -> None:
+    """Expired rows are never opened again; deleting them (at each sign-in) keeps the table small."""
+    db.session.execute(WebSession.__table__.delete().where(WebSession.expires_at < utcnow()))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from backend.extensions import db
 from backend.models import AuditLogEntry, User
 from backend.models.base import utcnow
 
 GENESIS_HASH = "0" * 64
+AUDIT_LOCK_KEY = 0x5645494C  # "VEIL": the advisory lock that serialises appends on PostgreSQL
 
 
 def entry_digest(entry: AuditLogEntry) -> str:
@@ -40,7 +41,13 @@ def record_audit(
     details: dict | None = None,
     remote_addr: str = "",
 ) -> AuditLogEntry:
-    """Append one entry. Callers commit; concurrent writers are serialised by the unique hash."""
+    """Append one entry. Callers commit.
+
+    Concurrent writers: on PostgreSQL a transaction-scoped advisory lock queues them; SQLite allows one
+    writer at a time anyway. The unique `prev_hash` is the backstop: a fork fails to commit.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
     previous = db.session.scalar(select(AuditLogEntry.entry_hash).order_by(AuditLogEntry.id.desc()).limit(1))
     entry = AuditLogEntry(
         tenant_id=tenant_id if tenant_id is not None else (actor.tenant_id if actor else None),

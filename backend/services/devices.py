@@ -11,7 +11,8 @@ from backend.errors import ApiError, forbidden
 from backend.extensions import db
 from backend.models import BehaviourEvent, Device, Role, User
 from backend.models.base import utcnow
-from backend.security.secrets import hash_token, new_enrolment_code, new_token, normalise_enrolment_code
+from backend.security import throttle
+from backend.security.secrets import hash_enrolment_code, hash_token, new_enrolment_code, new_token
 from backend.services.audit import record_audit
 from backend.services.visibility import can_see_agent, visible_agent_ids_query
 
@@ -26,7 +27,7 @@ def create_enrolment_code(actor: User | None, agent: User, ttl_seconds: int) -> 
     device = Device(
         tenant_id=agent.tenant_id,
         agent=agent,
-        enrolment_code_hash=hash_token(code),
+        enrolment_code_hash=hash_enrolment_code(code),
         enrolment_code_expires_at=utcnow() + timedelta(seconds=ttl_seconds),
     )
     db.session.add(device)
@@ -36,12 +37,23 @@ def create_enrolment_code(actor: User | None, agent: User, ttl_seconds: int) -> 
     return device, code
 
 
+# Guessing codes from one address: this many failures per window, then wait.
+ENROLMENT_MAX_FAILURES = 10
+ENROLMENT_WINDOW_SECONDS = 15 * 60
+
+
 def enrol_device(code: str, label: str = "", user_agent: str = "", remote_addr: str = "") -> tuple[Device, str]:
-    """Trade a one-time code for a device token. A used or expired code is refused."""
-    device = db.session.scalar(
-        select(Device).where(Device.enrolment_code_hash == hash_token(normalise_enrolment_code(code)))
-    )
-    if device is None or device.revoked_at is not None or device.enrolment_code_expires_at < utcnow():
+    """Trade a one-time code for a device token. A used or expired code is refused; guessing is throttled."""
+    wait = throttle.seconds_until_allowed(throttle.ENROLMENT, ENROLMENT_WINDOW_SECONDS, remote_addr=remote_addr,
+                                          address_limit=ENROLMENT_MAX_FAILURES)
+    if wait:
+        raise ApiError(429, "too_many_attempts",
+                       _("Too many wrong codes from this address. Try again in %(minutes)d minutes.",
+                         minutes=max(1, (wait + 59) // 60)), retry_after=wait)
+    device = db.session.scalar(select(Device).where(Device.enrolment_code_hash == hash_enrolment_code(code)))
+    if (device is None or device.revoked_at is not None or device.enrolment_code_expires_at < utcnow()
+            or not device.agent.is_active):
+        throttle.record_failure("", remote_addr, "invalid_code", kind=throttle.ENROLMENT)
         raise ApiError(400, "invalid_code", _("That enrolment code is wrong, used or expired. Ask for a new one."))
     token = new_token()
     now = utcnow()
@@ -79,6 +91,11 @@ def revoke_device(actor: User, device: Device) -> Device:
         device.revoked_at = utcnow()
         device.enrolment_code_hash = None
         record_audit("device.revoke", actor=actor, target_type="device", target_id=device.id)
+        if actor.id == device.agent_id:
+            # An agent switching their own guard off is exactly what supervisors want to hear about.
+            db.session.add(BehaviourEvent(tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id,
+                                          type="device_revoked_by_agent", details={"label": device.label},
+                                          occurred_at=device.revoked_at))
     db.session.flush()
     return device
 

@@ -13,7 +13,8 @@ from backend.models import ROLES, Department, Role, Tenant, User
 from backend.models.base import utcnow
 from backend.security import throttle
 from backend.security.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
-from backend.security.sessions import end_sessions_of
+from backend.security.sessions import end_sessions_of, purge_expired_sessions
+from backend.services.api_tokens import revoke_api_tokens
 from backend.services.audit import record_audit
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -118,6 +119,8 @@ def update_user(
         changes["password"] = "changed"
     if {"role", "is_active", "password"} & changes.keys():
         end_sessions_of(user.id)
+    if changes.get("is_active") is False:
+        revoke_api_tokens(actor, user)
     if changes:
         record_audit("user.update", actor=actor, target_type="user", target_id=user.id, details=changes)
     db.session.flush()
@@ -127,7 +130,10 @@ def update_user(
 def authenticate(email: str, password: str, remote_addr: str, max_failures: int, window_seconds: int) -> User:
     """Returns the user, or raises 401/429. Every outcome is audited."""
     email = normalise_email(email)[:254]
-    wait = throttle.seconds_until_allowed(email, remote_addr, max_failures, window_seconds)
+    wait = throttle.seconds_until_allowed(
+        throttle.SIGN_IN, window_seconds, remote_addr=remote_addr,
+        address_limit=max_failures * throttle.SIGN_IN_ADDRESS_FACTOR, email=email, email_limit=max_failures,
+    )
     if wait:
         record_audit("auth.sign_in_throttled", details={"email": email}, remote_addr=remote_addr)
         raise ApiError(
@@ -145,6 +151,8 @@ def authenticate(email: str, password: str, remote_addr: str, max_failures: int,
                      details={"email": email, "reason": reason}, remote_addr=remote_addr)
         raise ApiError(401, "bad_credentials", _("Wrong e-mail or password."))
     throttle.clear_failures(email)
+    throttle.purge_old_attempts(window_seconds)
+    purge_expired_sessions()
     user.last_login_at = utcnow()
     record_audit("auth.sign_in", actor=user, remote_addr=remote_addr)
     return user
