@@ -1,0 +1,166 @@
+"""The engine: `check` decides whether a message may be sent; `mask` hides customer identifiers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from backend.engine import detectors as det
+from backend.engine.matcher import build_automaton, find_words
+from backend.engine.normalise import Stream, Tables, plain_stream, skeleton
+from backend.engine.window import ConversationWindow
+
+SEVERITY = {"allow": 0, "log": 0, "warn": 1, "block": 2}
+
+
+@dataclass
+class Finding:
+    type: str  # word, contact, identifier
+    category: str
+    rule: str
+    start: int  # code points in the original text
+    end: int
+    text: str
+
+    def to_dict(self) -> dict:
+        return {"type": self.type, "category": self.category, "rule": self.rule, "start": self.start,
+                "end": self.end, "text": self.text}
+
+
+@dataclass
+class CheckResult:
+    action: str
+    findings: list[Finding] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"action": self.action, "findings": [f.to_dict() for f in self.findings]}
+
+
+@dataclass
+class MaskResult:
+    text: str
+    spans: list[dict]
+
+
+def original_span(stream: Stream, start: int, end: int) -> tuple[int, int]:
+    return stream.origin[start], stream.origin[end - 1] + 1
+
+
+class Engine:
+    """Built once from a compiled payload; `check` and `mask` are then pure apart from the window."""
+
+    def __init__(self, payload: dict, *, window_conversations: int = 10_000):
+        self.payload = payload
+        self.version = payload["hash"]
+        self.settings = payload["settings"]
+        self.tables = Tables(**payload["tables"])
+        self.detectors = payload["detectors"]
+        words: dict[str, list[tuple[str, str]]] = {}
+        for skeleton_text, category, word in payload["words"]:
+            words.setdefault(skeleton_text, []).append((category, word))
+        self.words = build_automaton(words)
+        self.allow = build_automaton({a: [("allow", a)] for a in payload["allow"]})
+        self.window = ConversationWindow(self.settings["window"], window_conversations)
+        contacts = self.settings["contacts"]
+        self.contact_kinds = set(contacts["detectors"]) if contacts["enabled"] else set()
+
+    # ---- shared steps -----------------------------------------------------------------------------
+
+    def _allowed_spans(self, text: str) -> list[tuple[int, int]]:
+        stream, gaps = skeleton(text, self.tables)
+        return [original_span(stream, h.start, h.end) for h in find_words(self.allow, stream, gaps)]
+
+    def _word_findings(self, text: str) -> list[Finding]:
+        stream, gaps = skeleton(text, self.tables)
+        findings = []
+        for hit in find_words(self.words, stream, gaps):
+            start, end = original_span(stream, hit.start, hit.end)
+            findings.append(Finding("word", hit.category, hit.word, start, end, text[start:end]))
+        return findings
+
+    def _detections(self, plain: Stream, kinds: set[str], *, identifiers: bool) -> list[det.Detection]:
+        text = plain.text
+        found = det.detect_numbers(text, self.detectors, kinds, identifiers=identifiers)
+        if "email" in kinds:
+            found += det.detect_emails(text)
+        if "link" in kinds:
+            found += det.detect_links(text)
+        if "crypto_wallet" in kinds:
+            found += det.detect_wallets(text)
+        if "handle" in kinds:
+            found += det.detect_handles(text, self.detectors)
+        return found
+
+    # ---- check ------------------------------------------------------------------------------------
+
+    def check(self, text: str, *, conversation: str | None = None, direction: str = "out",
+              at: float | None = None) -> CheckResult:
+        allowed = self._allowed_spans(text)
+        plain = plain_stream(text, self.tables)
+        findings = self._word_findings(text)
+        if direction == "out":
+            finding_type, kinds = "contact", self.contact_kinds
+        else:
+            finding_type, kinds = "identifier", set(det_kinds_for_masking(self.settings))
+        for d in self._detections(plain, kinds, identifiers=direction != "out"):
+            start, end = original_span(plain, d.start, d.end)
+            findings.append(Finding(finding_type, d.kind, f"{finding_type}.{d.kind}", start, end, text[start:end]))
+        if direction == "out" and conversation is not None and "phone" in kinds:
+            split = self.window.check_split(conversation, plain, self.detectors, at)
+            if split is not None:
+                start, end = original_span(plain, *split)
+                findings.append(Finding("contact", "phone", "contact.phone.split", start, end, text[start:end]))
+        findings = [f for f in findings if not any(a <= f.start and f.end <= b for a, b in allowed)]
+        findings = dedupe(findings)
+        return CheckResult(self._action(findings, direction), findings)
+
+    def _action(self, findings: list[Finding], direction: str) -> str:
+        if direction != "out":
+            return "allow"  # customers are not stopped; what they send is masked and logged
+        action = "allow"
+        for finding in findings:
+            wanted = (self.settings["actions"].get(finding.category, "block") if finding.type == "word"
+                      else self.settings["contacts"]["action"])
+            if SEVERITY[wanted] > SEVERITY[action]:
+                action = wanted
+        return action
+
+    # ---- mask -------------------------------------------------------------------------------------
+
+    def mask(self, text: str) -> MaskResult:
+        allowed = self._allowed_spans(text)
+        plain = plain_stream(text, self.tables)
+        detections = self._detections(plain, set(det_kinds_for_masking(self.settings)), identifiers=True)
+        chosen: list[det.Detection] = []
+        for d in sorted(detections, key=lambda d: (d.start, -(d.end - d.start), d.kind)):
+            if chosen and d.start < chosen[-1].end:
+                continue  # inside a longer identifier (digits inside an e-mail address)
+            chosen.append(d)
+        chars = list(text)
+        spans = []
+        keep_last = 4 if self.settings["mask"]["style"] == "last4" else 0
+        for d in chosen:
+            start, end = original_span(plain, d.start, d.end)
+            if any(a <= start and end <= b for a, b in allowed):
+                continue
+            positions = sorted({plain.origin[p] for p in (d.mask_positions or range(d.start, d.end))})
+            if d.kind in ("phone", "bank_card", "id_card") and keep_last:
+                positions = positions[:-keep_last]
+            for p in positions:
+                chars[p] = "*"
+            spans.append({"start": start, "end": end, "type": d.kind})
+        return MaskResult("".join(chars), spans)
+
+
+def det_kinds_for_masking(settings: dict) -> list[str]:
+    return ["phone", "email", "id_card", "bank_card", "handle", "link", "crypto_wallet"]
+
+
+def dedupe(findings: list[Finding]) -> list[Finding]:
+    seen = set()
+    unique = []
+    for f in sorted(findings, key=lambda f: (f.start, f.end, f.type, f.category, f.rule)):
+        key = (f.start, f.end, f.type, f.category, f.rule)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique

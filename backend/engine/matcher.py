@@ -1,0 +1,53 @@
+"""Sensitive words: an Aho-Corasick automaton over the skeleton stream (see normalise.skeleton)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ahocorasick
+
+from backend.engine.normalise import Stream, is_latin
+
+
+@dataclass(frozen=True)
+class WordHit:
+    start: int  # skeleton index of the first character
+    end: int  # skeleton index after the last character
+    category: str
+    word: str
+
+
+def build_automaton(keys: dict[str, list[tuple[str, str]]]) -> ahocorasick.Automaton | None:
+    if not keys:
+        return None
+    automaton = ahocorasick.Automaton()
+    for key, values in keys.items():
+        automaton.add_word(key, (len(key), tuple(values)))
+    automaton.make_automaton()
+    return automaton
+
+
+def bounded(stream: Stream, gap_before: list[bool], start: int, end: int) -> bool:
+    """A match that begins or ends with a Latin letter must not sit inside a longer Latin word.
+
+    A boundary is a non-Latin neighbour, the end of the text, or a separator in the original text
+    between the match and its neighbour ("repay me" is not "pay me"; "p a y  m e" still is).
+    """
+    chars = stream.chars
+    if is_latin(chars[start]) and start > 0 and is_latin(chars[start - 1]) and not gap_before[start]:
+        return False
+    if is_latin(chars[end - 1]) and end < len(chars) and is_latin(chars[end]) and not gap_before[end]:
+        return False
+    return True
+
+
+def find_words(automaton, stream: Stream, gap_before: list[bool]) -> list[WordHit]:
+    if automaton is None or not stream.chars:
+        return []
+    hits = []
+    for last, (length, values) in automaton.iter(stream.text):
+        start, end = last - length + 1, last + 1
+        if bounded(stream, gap_before, start, end):
+            for category, word in values:
+                hits.append(WordHit(start, end, category, word))
+    return hits
