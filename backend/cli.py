@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -185,6 +186,93 @@ def device_code(email) -> None:
     hours = app.config["ENROLMENT_CODE_TTL_SECONDS"] // 3600
     click.echo(f"Enrolment code (single use, valid {hours} hours):", err=True)
     click.echo(code)
+
+
+RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(file_okay=False, path_type=str),
+                            default=None, help="A rules folder (default: shared_rules/default).")
+ENGINE_OPTION = click.option("--engine", type=click.Choice(["python", "js"]), default="python",
+                             help="Which engine answers (js runs the extension's engine under node).")
+
+
+def load_engine_payload(rules_dir: str | None) -> dict:
+    from backend.engine import RulesError, compile_rules, load_rules_folder
+    from backend.engine.rules import SHARED_RULES
+
+    try:
+        return compile_rules(load_rules_folder(rules_dir or SHARED_RULES / "default"))
+    except RulesError as err:
+        fail(str(err))
+        raise AssertionError from err  # fail() exits
+
+
+def run_engine(mode: str, rules_dir: str | None, engine_name: str) -> None:
+    from backend.engine import Engine
+    from backend.engine.jsonl import read_lines, run
+
+    payload = load_engine_payload(rules_dir)
+    if engine_name == "js":
+        sys.exit(run_js_engine(mode, payload))
+    engine = Engine(payload)
+    ok = True
+    out = sys.stdout
+    for answer, line_ok in run(engine, read_lines(sys.stdin.buffer), mode):
+        ok = ok and line_ok
+        out.write(json.dumps(answer, ensure_ascii=False) + "\n")
+    out.flush()
+    sys.exit(0 if ok else 1)
+
+
+def run_js_engine(mode: str, payload: dict) -> int:
+    """Pipes stdin through extension/engine/cli.mjs with the same compiled payload."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "extension" / "engine" / "cli.mjs"
+    if not script.exists():
+        fail(f"the JavaScript engine is not there: {script}")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", encoding="utf-8", delete=False) as fh:
+        json.dump(payload, fh, ensure_ascii=False)
+    try:
+        return subprocess.run(["node", str(script), mode, fh.name], stdin=sys.stdin, check=False).returncode
+    finally:
+        Path(fh.name).unlink(missing_ok=True)
+
+
+@main.command()
+@RULES_OPTION
+@ENGINE_OPTION
+def check(rules_dir, engine) -> None:
+    """Check messages: JSON Lines {"id","text","conversation","direction"} on stdin, one verdict per line."""
+    run_engine("check", rules_dir, engine)
+
+
+@main.command()
+@RULES_OPTION
+@ENGINE_OPTION
+def mask(rules_dir, engine) -> None:
+    """Mask customer identifiers: JSON Lines {"id","text"} on stdin, {"id","text","spans"} out."""
+    run_engine("mask", rules_dir, engine)
+
+
+@main.group()
+def rules() -> None:
+    """Rules folders and their compiled payload."""
+
+
+@rules.command("compile")
+@RULES_OPTION
+@click.option("--out", type=click.Path(dir_okay=False, path_type=str), default="-", help="File (default: stdout).")
+def rules_compile(rules_dir, out) -> None:
+    """Compile a rules folder into the payload both engines load."""
+    from backend.engine.rules import payload_json
+
+    text = payload_json(load_engine_payload(rules_dir))
+    if out == "-":
+        click.echo(text)
+    else:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
 
 
 @main.command()

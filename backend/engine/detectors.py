@@ -202,7 +202,7 @@ def classify_run(text: str, run: Run, detectors: dict, *, identifiers: bool) -> 
         return "bank_card"
     if identifiers and 16 <= n <= 19:
         return "bank_card"  # a customer's card number with a typo is still theirs to hide
-    if 9 <= n <= 15:
+    if 9 <= n <= 15 and n in detectors["national_lengths"]:
         return "phone"
     if 7 <= n <= 8 and context_before(text, run.start, detectors["contact_context"]):
         return "phone"
@@ -229,7 +229,7 @@ def detect_numbers(text: str, detectors: dict, enabled: set[str], *, identifiers
 def detect_emails(text: str) -> list[Detection]:
     found = []
     for match in EMAIL.finditer(text):
-        local, at, domain = match.group(1), match.group(2), match.group(3)
+        at, domain = match.group(2), match.group(3)
         labels = EMAIL_DOT.split(domain)
         if len(labels) < 2 or len(labels[-1]) < 2 or not all(is_latin_letter(c) for c in labels[-1]):
             continue

@@ -119,6 +119,25 @@ def phone_lengths() -> dict[str, list[int]]:
     return {code: sorted(values) for code, values in sorted(lengths.items())}
 
 
+def national_lengths(countries: list[str]) -> list[int]:
+    """How many digits a number written without "+" may have in the expected countries: the national
+    number, with its trunk prefix ("0…"), or with the calling code in front ("86138…")."""
+    import phonenumbers
+    from phonenumbers import PhoneMetadata
+
+    lengths: set[int] = set()
+    for region in countries:
+        meta = PhoneMetadata.metadata_for_region(region)
+        if meta is None:
+            raise RulesError(f"settings.toml: unknown country code {region!r}")
+        code = len(str(phonenumbers.country_code_for_region(region)))
+        for size in meta.general_desc.possible_length or ():
+            lengths.update({size, size + code})
+            if meta.national_prefix:
+                lengths.add(size + len(meta.national_prefix))
+    return sorted(lengths)
+
+
 def _settings(raw: dict, categories: list[str]) -> dict:
     actions = {name: "block" for name in categories}
     for name, action in (raw.get("actions") or {}).items():
@@ -176,6 +195,7 @@ def compile_rules(rules: dict) -> dict:
             "contact_context": _words("contact_context.txt"),
             "reference_context": _words("reference_context.txt"),
             "phone_lengths": phone_lengths(),
+            "national_lengths": national_lengths(settings["contacts"]["countries"]),
         },
     }
     canonical = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

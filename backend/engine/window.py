@@ -34,8 +34,10 @@ def message_edge(text: str, detectors: dict, at: float | None) -> tuple[Edge, tu
     return Edge(at, leading, trailing, whole, context), lead_span
 
 
-def is_phone_length(digits: str, context: bool) -> bool:
-    return 9 <= len(digits) <= 15 or (7 <= len(digits) <= 8 and context)
+def is_phone_length(digits: str, context: bool, detectors: dict) -> bool:
+    """The same length rule as detectors.classify_run for a number written without "+"."""
+    n = len(digits)
+    return (9 <= n <= 15 and n in detectors["national_lengths"]) or (7 <= n <= 8 and context)
 
 
 class ConversationWindow:
@@ -61,7 +63,8 @@ class ConversationWindow:
                 chain, context, used = previous.trailing + chain, context or previous.context, used + 1
                 if not previous.whole:
                     break
-            if used and is_phone_length(chain, context) and not is_phone_length(edge.leading, edge.context):
+            if (used and is_phone_length(chain, context, detectors)
+                    and not is_phone_length(edge.leading, edge.context, detectors)):
                 result = lead_span
         past.append(edge)
         self.history[conversation] = past[-self.messages:]

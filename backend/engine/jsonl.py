@@ -1,0 +1,69 @@
+"""`veil check` and `veil mask`: JSON Lines in, one answer line per input line, in order.
+
+A malformed line gets {"error": ...} in its place and the rest are still processed; the caller exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+
+from backend.engine.checker import Engine
+
+MAX_LINE_BYTES = 1024 * 1024  # a chat message is never this long; a 10 MB line is refused, not read in full
+
+
+def parse_line(raw: bytes) -> tuple[dict | None, str | None]:
+    if len(raw) > MAX_LINE_BYTES:
+        return None, f"line longer than {MAX_LINE_BYTES} bytes"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 (byte {exc.start})"
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON: {exc.msg} at column {exc.colno}"
+    if not isinstance(row, dict):
+        return None, "each line must be a JSON object"
+    if not isinstance(row.get("text"), str):
+        return None, "\"text\" must be a string"
+    if row.get("direction", "out") not in ("in", "out"):
+        return None, "\"direction\" must be \"in\" or \"out\""
+    conversation = row.get("conversation")
+    if conversation is not None and not isinstance(conversation, str | int):
+        return None, "\"conversation\" must be a string or a number"
+    return row, None
+
+
+def read_lines(stream) -> Iterator[bytes]:
+    """Lines of a binary stream, each cut at MAX_LINE_BYTES + 1 so a huge line never sits in memory whole."""
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while True:  # skip the rest of the oversized line
+                rest = stream.readline(MAX_LINE_BYTES)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        stripped = raw.rstrip(b"\r\n")
+        if stripped.strip():
+            yield stripped
+
+
+def run(engine: Engine, lines: Iterable[bytes], mode: str) -> Iterator[tuple[dict, bool]]:
+    """(answer, ok) per input line."""
+    for raw in lines:
+        row, error = parse_line(raw)
+        if error:
+            yield {"error": error}, False
+            continue
+        if mode == "check":
+            conversation = row.get("conversation")
+            result = engine.check(row["text"], direction=row.get("direction", "out"),
+                                  conversation=None if conversation is None else str(conversation))
+            yield {"id": row.get("id"), **result.to_dict()}, True
+        else:
+            masked = engine.mask(row["text"])
+            yield {"id": row.get("id"), "text": masked.text, "spans": masked.spans}, True
