@@ -40,7 +40,7 @@ translations: deps-python
 update-translations: deps-python
 	$(BIN)/pybabel extract -F backend/babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
 		-o backend/translations/messages.pot backend
-	$(BIN)/pybabel update -i backend/translations/messages.pot -d backend/translations --no-fuzzy-matching
+	$(BIN)/pybabel update -i backend/translations/messages.pot -d backend/translations --no-fuzzy-matching --ignore-obsolete
 
 extension: deps-node
 	@VEIL_SERVER_URL="$${VEIL_SERVER_URL:-http://127.0.0.1:$${VEIL_PORT:-5000}}" npm run --silent build

@@ -6,8 +6,10 @@ url_map and Socket.IO handler table, so a new route or event without a case here
 
 from __future__ import annotations
 
+import io
 import itertools
 import re
+import zipfile
 
 import pytest
 
@@ -68,6 +70,16 @@ ROUTES = {
     "api.get_conversation": ("GET", lambda o: f"/api/v1/conversations/{o.conversation_id}", None, STAFF, 200),
     "api.list_messages": ("GET", lambda o: f"/api/v1/conversations/{o.conversation_id}/messages", None,
                           STAFF, 200),
+    "api.get_rules": ("GET", lambda o: "/api/v1/rules", None, ALL, 200),
+    "api.get_rules_source": ("GET", lambda o: "/api/v1/rules/source", None, MANAGERS, 200),
+    "api.save_rules": ("PUT", lambda o: "/api/v1/rules",
+                       {"json": {"categories": {"private_deal": ["私下交易"]}, "note": "matrix"}}, MANAGERS, 200),
+    "api.rules_history": ("GET", lambda o: "/api/v1/rules/history", None, MANAGERS, 200),
+    "api.export_rules": ("GET", lambda o: "/api/v1/rules/export", None, MANAGERS, 200),
+    "api.import_rules": ("POST", lambda o: "/api/v1/rules/import", {"file": "rules.zip"}, MANAGERS, 201),
+    "panel.rules_save": ("POST", lambda o: "/rules", {"form": {"words__abuse": "idiot", "action__abuse": "warn",
+                                                               "allow": "", "note": "matrix"}}, MANAGERS, 302),
+    "panel.rules_import": ("POST", lambda o: "/rules/import", {"form": {}}, MANAGERS, 302),
 }
 
 # Cases whose path or body names an object of a tenant: the other tenant's object must be "not found".
@@ -99,6 +111,14 @@ def test_every_route_is_in_the_policy_table(app):
     assert sorted(endpoints - POLICY.keys()) == []
 
 
+def rules_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("sensitive/private_deal.txt", "私下交易\n")
+        archive.writestr("allow.txt", "")
+    return buffer.getvalue()
+
+
 def login_page_csrf(client) -> str:
     page = client.get("/login").get_data(as_text=True)
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -111,6 +131,9 @@ def _request(client, case, org, role, *, as_api: bool, token: str | None, csrf: 
         if "json" in body:
             payload = body["json"]
             kwargs["json"] = payload(org, role) if callable(payload) else payload
+        elif "file" in body:
+            kwargs["data"] = {"file": (io.BytesIO(rules_zip()), body["file"])}
+            kwargs["content_type"] = "multipart/form-data"
         else:
             kwargs["data"] = dict(body["form"], csrf_token=csrf or "")
     elif method != "GET":

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from flask import current_app, g, jsonify, request
+from flask_babel import gettext as _
 
 from backend.api import bp
 from backend.api.payload import field, id_list, json_body, query_int
+from backend.errors import ApiError
 from backend.extensions import db
 from backend.models import Department
-from backend.services import conversations, devices, tenants, users
+from backend.services import conversations, devices, rule_sets, tenants, users
+from backend.services.audit import record_audit
 from backend.services.visibility import (
     get_user_in_tenant,
     get_visible_conversation,
@@ -149,3 +152,81 @@ def list_messages(conversation_id: int):
         g.user, conversation, after_id=query_int("after_id", 0) or 0, limit=query_int("limit", 100) or 100
     )
     return jsonify({"messages": [m.to_dict() for m in rows]})
+
+
+# ---- rules -----------------------------------------------------------------------------------------
+
+def acting_tenant():
+    """The tenant of the person or the extension calling."""
+    return g.user.tenant if g.user is not None else g.device.agent.tenant
+
+
+@bp.get("/rules")
+def get_rules():
+    """The compiled payload the engines load. Extensions poll it with If-None-Match."""
+    row = rule_sets.current_rule_set(acting_tenant())
+    db.session.commit()
+    payload, text = rule_sets.compiled_payload(row)
+    etag = f'"{payload["hash"]}"'
+    if etag in request.if_none_match or payload["hash"] in request.if_none_match:
+        response = current_app.response_class(status=304)
+    else:
+        response = current_app.response_class(text, mimetype="application/json")
+    response.headers["ETag"] = etag
+    response.headers["X-Veil-Rules-Version"] = str(row.version)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def rule_set_summary(row) -> dict:
+    return {"version": row.version, "sha256": row.sha256, "note": row.note, "created_by_id": row.created_by_id,
+            "created_at": row.created_at.isoformat(),
+            "words": sum(len(w) for w in row.content["categories"].values()), "allow": len(row.content["allow"])}
+
+
+@bp.get("/rules/source")
+def get_rules_source():
+    row = rule_sets.current_rule_set(g.user.tenant)
+    db.session.commit()
+    return jsonify({"rule_set": rule_set_summary(row), "rules": row.content})
+
+
+@bp.put("/rules")
+def save_rules():
+    data = json_body()
+    content = {
+        "categories": field(data, "categories", dict),
+        "allow": field(data, "allow", list, default=[]),
+        "settings": field(data, "settings", dict, default={}),
+    }
+    row = rule_sets.save_rule_set(g.user, content, field(data, "note", str, default="", max_length=400))
+    db.session.commit()
+    return jsonify({"rule_set": rule_set_summary(row)})
+
+
+@bp.get("/rules/history")
+def rules_history():
+    rule_sets.current_rule_set(g.user.tenant)
+    db.session.commit()
+    return jsonify({"versions": [rule_set_summary(r) for r in rule_sets.history(g.user.tenant_id)]})
+
+
+@bp.get("/rules/export")
+def export_rules():
+    row = rule_sets.current_rule_set(g.user.tenant)
+    record_audit("rules.export", actor=g.user, target_type="rule_set", target_id=row.version)
+    db.session.commit()
+    response = current_app.response_class(rule_sets.export_zip(row), mimetype="application/zip")
+    response.headers["Content-Disposition"] = f'attachment; filename="veil-rules-v{row.version}.zip"'
+    return response
+
+
+@bp.post("/rules/import")
+def import_rules():
+    upload = request.files.get("file")
+    if upload is None:
+        raise ApiError(400, "missing_field", _("The field '%(name)s' is required.", name="file"), field="file")
+    content = rule_sets.import_zip(upload.read(rule_sets.MAX_IMPORT_BYTES + 1))
+    row = rule_sets.save_rule_set(g.user, content, request.form.get("note", "imported")[:400])
+    db.session.commit()
+    return jsonify({"rule_set": rule_set_summary(row)}), 201

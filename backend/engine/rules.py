@@ -38,16 +38,20 @@ def read_list(path: Path) -> list[tuple[int, str]]:
         raw = path.read_bytes()
     except OSError as exc:
         raise RulesError(f"{path}: cannot read ({exc.strerror})") from exc
+    return parse_list(raw, str(path))
+
+
+def parse_list(raw: bytes, source: str) -> list[tuple[int, str]]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise RulesError(f"{path}: not UTF-8 (byte {exc.start})") from exc
+        raise RulesError(f"{source}: not UTF-8 (byte {exc.start})") from exc
     entries = []
     for number, line in enumerate(text.splitlines(), start=1):  # \r\n and \n alike
         line = line.strip()
         if line and not line.startswith("#"):
             if len(line) > MAX_WORD_LENGTH:
-                raise RulesError(f"{path}:{number}: longer than {MAX_WORD_LENGTH} characters")
+                raise RulesError(f"{source}:{number}: longer than {MAX_WORD_LENGTH} characters")
             entries.append((number, line))
     return entries
 

@@ -12,3 +12,14 @@ ROLE_LABELS = {
 
 def role_label(role: str) -> str:
     return str(ROLE_LABELS.get(role, role))
+
+
+ACTION_LABELS = {
+    "block": _l("Block"),
+    "warn": _l("Warn (send with a reason)"),
+    "log": _l("Log only"),
+}
+
+
+def action_label(action: str) -> str:
+    return str(ACTION_LABELS.get(action, action))

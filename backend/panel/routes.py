@@ -9,11 +9,13 @@ from flask import current_app, flash, g, redirect, render_template, request, ses
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from backend.engine.rules import ACTIONS
 from backend.errors import ApiError
 from backend.extensions import db
 from backend.models import ROLES, BehaviourEvent, Conversation, Device, Message
 from backend.models.base import utcnow
 from backend.panel import bp
+from backend.services import rule_sets
 from backend.services import users as user_service
 from backend.services.audit import record_audit
 from backend.services.conversations import list_conversations
@@ -119,12 +121,77 @@ def reports():
 
 @bp.get("/rules")
 def rules():
-    return render_template("placeholder.html", page="rules")
+    row = rule_sets.current_rule_set(g.user.tenant)
+    db.session.commit()
+    compiled, _text = rule_sets.compiled_payload(row)
+    versions = rule_sets.history(g.user.tenant_id)
+    names = {u.id: u.display_name for u in user_service.users_in_tenant(g.user.tenant_id)}
+    return render_template("rules.html", row=row, settings=compiled["settings"], versions=versions, names=names,
+                           actions=ACTIONS)
+
+
+def rules_from_form(form, current: dict) -> dict:
+    """The rules page posts every category's words and action, the allow list and the main settings."""
+    categories: dict[str, list[str]] = {}
+    actions: dict[str, str] = {}
+    for key in form:
+        if key.startswith("words__"):
+            name = key.removeprefix("words__")
+            categories[name] = rule_sets.words_from_text(form[key], name)
+            actions[name] = form.get(f"action__{name}", "block")
+    new_name = form.get("new_category", "").strip().lower()
+    if new_name:
+        categories[new_name] = rule_sets.words_from_text(form.get("new_words", ""), new_name)
+        actions[new_name] = form.get("new_action", "block")
+    settings = dict(current.get("settings") or {})
+    settings["actions"] = actions
+    contacts = dict(settings.get("contacts") or {})
+    contacts["enabled"] = form.get("contacts_enabled") == "on"
+    contacts["action"] = form.get("contacts_action", "block")
+    settings["contacts"] = contacts
+    settings["mask"] = dict(settings.get("mask") or {}, style=form.get("mask_style", "last4"))
+    return {"categories": categories, "allow": rule_sets.words_from_text(form.get("allow", ""), "allow"),
+            "settings": settings}
+
+
+@bp.post("/rules")
+def rules_save():
+    current = rule_sets.current_rule_set(g.user.tenant)
+    try:
+        row = rule_sets.save_rule_set(g.user, rules_from_form(request.form, current.content),
+                                      request.form.get("note", ""))
+    except ApiError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+        return redirect(url_for("panel.rules"))
+    db.session.commit()
+    if row.id == current.id:
+        flash(_("Nothing changed."), "ok")
+    else:
+        flash(_("Rules saved as version %(n)d. Extensions pick it up within a minute.", n=row.version), "ok")
+    return redirect(url_for("panel.rules"))
+
+
+@bp.post("/rules/import")
+def rules_import():
+    upload = request.files.get("file")
+    try:
+        if upload is None or not upload.filename:
+            raise ApiError(400, "missing_field", _("Choose a .zip file to import."))
+        content = rule_sets.import_zip(upload.read(rule_sets.MAX_IMPORT_BYTES + 1))
+        row = rule_sets.save_rule_set(g.user, content, request.form.get("note") or _("Imported from a file"))
+    except ApiError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+        return redirect(url_for("panel.rules"))
+    db.session.commit()
+    flash(_("Rules imported as version %(n)d.", n=row.version), "ok")
+    return redirect(url_for("panel.rules"))
 
 
 @bp.get("/keys")
 def keys():
-    return render_template("placeholder.html", page="keys")
+    return render_template("keys.html")
 
 
 @bp.get("/settings")

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from backend.errors import ApiError, wants_json
 from backend.extensions import csrf, db
-from backend.models import ApiToken, User
+from backend.models import ApiToken, Device, User
 from backend.models.base import utcnow
 from backend.security.policy import route_access
 from backend.security.secrets import hash_token
@@ -28,6 +28,12 @@ def user_for_api_token(token: str) -> User | None:
     return row.user
 
 
+def device_for_bearer(token: str) -> Device | None:
+    from backend.services.devices import device_for_token
+
+    return device_for_token(token)
+
+
 def user_for_session() -> User | None:
     user_id = session.get("user_id")
     if not isinstance(user_id, int):
@@ -38,13 +44,17 @@ def user_for_session() -> User | None:
 
 def load_request_user() -> None:
     g.user = None
+    g.device = None
     g.via_token = False
     g.bad_token = False
     token = bearer_token()
     if token is not None:
+        # A bearer token is a person's API token or an enrolled extension's device token.
         g.user = user_for_api_token(token)
+        if g.user is None:
+            g.device = device_for_bearer(token)
         g.via_token = True
-        g.bad_token = g.user is None
+        g.bad_token = g.user is None and g.device is None
     else:
         g.user = user_for_session()
 
@@ -60,6 +70,10 @@ def enforce_policy() -> object | None:
         return None
     if g.bad_token:
         raise ApiError(401, "invalid_token", _("The API token is unknown or revoked."))
+    if g.device is not None:
+        if access.device:
+            return None
+        raise ApiError(403, "forbidden", _("Your role does not allow this."))
     if g.user is None:
         if wants_json():
             raise ApiError(401, "sign_in_required", _("Sign in first, or send an API token."))

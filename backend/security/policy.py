@@ -15,7 +15,7 @@ from backend.models.tenancy import Role
 
 @dataclass(frozen=True)
 class Access:
-    """`public`: no sign-in needed. `device`: an enrolled extension's token. Otherwise: these roles."""
+    """`public`: no sign-in needed. `device`: an enrolled extension's token may call it. `roles`: people."""
 
     roles: frozenset[str] = frozenset()
     public: bool = False
@@ -30,6 +30,8 @@ DEVICE = Access(device=True)
 ANY_USER = Access(roles=frozenset(r.value for r in Role))
 STAFF = Access(roles=frozenset({Role.OWNER, Role.ADMIN, Role.SUPERVISOR}))
 MANAGERS = Access(roles=frozenset({Role.OWNER, Role.ADMIN}))
+# Any signed-in person, or an enrolled extension.
+ANY_USER_OR_DEVICE = Access(roles=ANY_USER.roles, device=True)
 # Reading message text. The keys issue replaces this role rule with a private-key grant check,
 # in `backend.services.visibility.can_read_message_text`, which consults this same entry.
 RECORD_READERS = STAFF
@@ -68,6 +70,14 @@ ROUTES: dict[str, Access] = {
     "api.list_conversations": STAFF,
     "api.get_conversation": STAFF,
     "api.list_messages": RECORD_READERS,
+    "api.get_rules": ANY_USER_OR_DEVICE,
+    "api.get_rules_source": MANAGERS,
+    "api.save_rules": MANAGERS,
+    "api.rules_history": MANAGERS,
+    "api.export_rules": MANAGERS,
+    "api.import_rules": MANAGERS,
+    "panel.rules_save": MANAGERS,
+    "panel.rules_import": MANAGERS,
 }
 
 EVENTS: dict[tuple[str, str], Access] = {
