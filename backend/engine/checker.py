@@ -110,7 +110,7 @@ class Engine:
                 start, end = original_span(plain, *split)
                 findings.append(Finding("contact", "phone", "contact.phone.split", start, end, text[start:end]))
         findings = [f for f in findings if not any(a <= f.start and f.end <= b for a, b in allowed)]
-        findings = dedupe(findings)
+        findings = drop_nested(dedupe(findings))
         return CheckResult(self._action(findings, direction), findings)
 
     def _action(self, findings: list[Finding], direction: str) -> str:
@@ -153,6 +153,14 @@ class Engine:
 
 def det_kinds_for_masking(settings: dict) -> list[str]:
     return ["phone", "email", "id_card", "bank_card", "handle", "link", "crypto_wallet"]
+
+
+def drop_nested(findings: list[Finding]) -> list[Finding]:
+    """A number inside a link or an e-mail address is part of that finding, not one of its own."""
+    outer = [f for f in findings if f.type != "word"]
+    return [f for f in findings
+            if f.type == "word" or not any(o is not f and o.start <= f.start and f.end <= o.end
+                                           and (o.end - o.start) > (f.end - f.start) for o in outer)]
 
 
 def dedupe(findings: list[Finding]) -> list[Finding]:

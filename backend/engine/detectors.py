@@ -31,6 +31,8 @@ EMAIL = re.compile(
     r" ?(@|\(at\)|\[at\]|\{at\}|<at>| at |艾特|圈a) ?"
     r"([a-z0-9][a-z0-9-]{0,62}(?: ?(?:\.|\(dot\)|\[dot\]|\{dot\}| dot |点) ?[a-z0-9][a-z0-9-]{0,62}){1,4})"
 )
+# "jane dot doe at …": the words before the matched local part that belong to it
+EMAIL_LOCAL_BEFORE = re.compile(r"(?:[a-z0-9][a-z0-9_%+-]* ?(?:\(dot\)|\[dot\]|\{dot\}| dot ) ?)+$")
 EMAIL_DOT = re.compile(r" ?(?:\.|\(dot\)|\[dot\]|\{dot\}| dot |点) ?")
 LINK = re.compile(
     r"(?<![a-z0-9.])(?:https?://)?(?:www\.)?(?:t\.me|telegram\.me|telegram\.dog|wa\.me|api\.whatsapp\.com"
@@ -113,12 +115,8 @@ def digit_runs(text: str) -> list[Run]:
     current: list[tuple[int, int, str, bool]] = []
 
     def flush():
-        while current and current[-1][3]:
-            current.pop()  # a letter standing for a digit counts only between real digits
-        while current and current[0][3]:
-            current.pop(0)
         real = sum(1 for t in current if not t[3])
-        if current and real >= 2 * sum(1 for t in current if t[3]):
+        if current and real >= sum(1 for t in current if t[3]):
             start = current[0][0]
             before = text[max(0, start - 3):start].replace(" ", "")
             international = before.endswith("+")
@@ -133,9 +131,9 @@ def digit_runs(text: str) -> list[Run]:
         if start in blocked:
             flush()
             continue
-        if is_letter and not (current and current[-1][1] == start and end < len(text)
-                              and (is_digit(text[end]) or text[end] in CN_DIGITS or text[end] in LETTER_DIGITS)):
-            flush()  # "o", "l", "i" stand for digits only inside a run of digits ("138OO13800")
+        if is_letter and not (current and current[-1][1] == start
+                              and (end >= len(text) or not is_latin_letter(text[end]) or text[end] in LETTER_DIGITS)):
+            flush()  # "o", "l", "i" stand for digits only right after a digit, not inside a word ("138OO138OOO")
             continue
         if current:
             gap = text[current[-1][1]:start]
@@ -202,6 +200,8 @@ def classify_run(text: str, run: Run, detectors: dict, *, identifiers: bool) -> 
         return "bank_card"
     if identifiers and 16 <= n <= 19:
         return "bank_card"  # a customer's card number with a typo is still theirs to hide
+    if n == 10 and digits[:3] in ("400", "800"):
+        return None  # Chinese company service lines (400/800 numbers) are never a person's own number
     if 9 <= n <= 15 and n in detectors["national_lengths"]:
         return "phone"
     if 7 <= n <= 8 and context_before(text, run.start, detectors["contact_context"]):
@@ -236,6 +236,9 @@ def detect_emails(text: str) -> list[Detection]:
         if at.strip() == "at" and all(sep.strip() == "." for sep in EMAIL_DOT.findall(domain)):
             continue  # "look at example.com": a plain " at " needs a spelled-out " dot " as well
         local_start = match.start(1)
+        before = EMAIL_LOCAL_BEFORE.search(text[:local_start])
+        if before:
+            local_start = before.start()
         found.append(Detection(local_start, match.end(), "email", list(range(local_start, match.end(1)))))
     return found
 
