@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from backend.engine import detectors as det
 from backend.engine.matcher import build_automaton, find_words
-from backend.engine.normalise import Stream, Tables, plain_stream, skeleton
+from backend.engine.normalise import Normaliser, Skeleton, Stream, Tables
 from backend.engine.window import ConversationWindow
 
 SEVERITY = {"allow": 0, "log": 0, "warn": 1, "block": 2}
@@ -42,7 +42,8 @@ class MaskResult:
 
 
 def original_span(stream: Stream, start: int, end: int) -> tuple[int, int]:
-    return stream.origin[start], stream.origin[end - 1] + 1
+    """Plain-stream span → original code-point span."""
+    return stream.orig(start), stream.orig(end - 1) + 1
 
 
 class Engine:
@@ -53,6 +54,7 @@ class Engine:
         self.version = payload["hash"]
         self.settings = payload["settings"]
         self.tables = Tables(**payload["tables"])
+        self.normaliser = Normaliser(self.tables)
         self.detectors = payload["detectors"]
         words: dict[str, list[tuple[str, str]]] = {}
         for skeleton_text, category, word in payload["words"]:
@@ -65,17 +67,23 @@ class Engine:
 
     # ---- shared steps -----------------------------------------------------------------------------
 
-    def _allowed_spans(self, text: str) -> list[tuple[int, int]]:
-        stream, gaps = skeleton(text, self.tables)
-        return [original_span(stream, h.start, h.end) for h in find_words(self.allow, stream, gaps)]
+    @staticmethod
+    def _words(automaton, plain: Stream, skeleton: Skeleton) -> list[tuple[int, int, str, str]]:
+        """(original start, original end, category, word) for each word of `automaton` in the text."""
+        found = []
+        for hit in find_words(automaton, skeleton):
+            start, end = skeleton.plain_index(hit.start), skeleton.plain_index(hit.end - 1) + 1
+            found.append((*original_span(plain, start, end), hit.category, hit.word))
+        return found
 
-    def _word_findings(self, text: str) -> list[Finding]:
-        stream, gaps = skeleton(text, self.tables)
-        findings = []
-        for hit in find_words(self.words, stream, gaps):
-            start, end = original_span(stream, hit.start, hit.end)
-            findings.append(Finding("word", hit.category, hit.word, start, end, text[start:end]))
-        return findings
+    def word_findings(self, text: str) -> list[Finding]:
+        """Sensitive words only (the allow list applied): what the benchmark compares with bare matchers."""
+        plain = self.normaliser.plain(text)
+        skeleton = self.normaliser.skeleton(plain)
+        allowed = [(a, b) for a, b, _c, _w in self._words(self.allow, plain, skeleton)]
+        return [Finding("word", category, word, a, b, text[a:b])
+                for a, b, category, word in self._words(self.words, plain, skeleton)
+                if not any(x <= a and b <= y for x, y in allowed)]
 
     def _detections(self, plain: Stream, kinds: set[str], *, identifiers: bool) -> list[det.Detection]:
         text = plain.text
@@ -94,9 +102,11 @@ class Engine:
 
     def check(self, text: str, *, conversation: str | None = None, direction: str = "out",
               at: float | None = None) -> CheckResult:
-        allowed = self._allowed_spans(text)
-        plain = plain_stream(text, self.tables)
-        findings = self._word_findings(text)
+        plain = self.normaliser.plain(text)
+        skeleton = self.normaliser.skeleton(plain)
+        allowed = [(a, b) for a, b, _c, _w in self._words(self.allow, plain, skeleton)]
+        findings = [Finding("word", category, word, a, b, text[a:b])
+                    for a, b, category, word in self._words(self.words, plain, skeleton)]
         if direction == "out":
             finding_type, kinds = "contact", self.contact_kinds
         else:
@@ -127,8 +137,8 @@ class Engine:
     # ---- mask -------------------------------------------------------------------------------------
 
     def mask(self, text: str) -> MaskResult:
-        allowed = self._allowed_spans(text)
-        plain = plain_stream(text, self.tables)
+        plain = self.normaliser.plain(text)
+        allowed = [(a, b) for a, b, _c, _w in self._words(self.allow, plain, self.normaliser.skeleton(plain))]
         detections = self._detections(plain, set(det_kinds_for_masking(self.settings)), identifiers=True)
         chosen: list[det.Detection] = []
         for d in sorted(detections, key=lambda d: (d.start, -(d.end - d.start), d.kind)):
@@ -142,7 +152,7 @@ class Engine:
             start, end = original_span(plain, d.start, d.end)
             if any(a <= start and end <= b for a, b in allowed):
                 continue
-            positions = sorted({plain.origin[p] for p in (d.mask_positions or range(d.start, d.end))})
+            positions = sorted({plain.orig(p) for p in (d.mask_positions or range(d.start, d.end))})
             if d.kind in ("phone", "bank_card", "id_card") and keep_last:
                 positions = positions[:-keep_last]
             for p in positions:

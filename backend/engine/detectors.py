@@ -26,6 +26,8 @@ NOT_CONTACT = re.compile(
     r"|(?<![0-9])[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?"
     r"|[0-9]+(?:\.[0-9]+)? ?%"
 )
+# ... and two or more "*": a number someone already masked ("138****5678")
+NOT_CONTACT_OR_MASKED = re.compile(NOT_CONTACT.pattern + r"|\*{2,}")
 EMAIL = re.compile(
     r"(?<![a-z0-9._%+-])([a-z0-9][a-z0-9._%+-]{0,63})"
     r" ?(@|\(at\)|\[at\]|\{at\}|<at>| at |艾特|圈a) ?"
@@ -71,76 +73,54 @@ def is_digit(ch: str) -> bool:
     return "0" <= ch <= "9"
 
 
-def blocked_positions(text: str) -> set[int]:
-    blocked: set[int] = set()
-    for match in NOT_CONTACT.finditer(text):
-        blocked.update(range(match.start(), match.end()))
-    # two or more "*" mark a number someone already masked ("138****5678")
-    for match in re.finditer(r"\*{2,}", text):
-        blocked.update(range(match.start(), match.end()))
-    return blocked
+CN_DIGIT_CLASS = "".join(CN_DIGITS)
+# A digit, a Chinese numeral, an English number word, or "o"/"l"/"i" right after one of those: the only
+# places a digit can stand. digit_runs decides which of them join into a run.
+DIGIT_TOKEN = re.compile(
+    rf"[0-9{CN_DIGIT_CLASS}]"
+    r"|(?<![a-z])(?:zero|one|two|three|four|five|six|seven|eight|nine)(?![a-z])"
+    rf"|(?<=[0-9{CN_DIGIT_CLASS}oli])[oli]"
+)
 
 
-def digit_tokens(text: str) -> list[tuple[int, int, str, bool]]:
+def digit_tokens(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int, str, bool]]:
     """(start, end, digit, is_letter) for every character or word that stands for a digit."""
     tokens = []
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if "0" <= ch <= "9":
-            tokens.append((i, i + 1, ch, False))
-        elif ch in CN_DIGITS:
-            tokens.append((i, i + 1, CN_DIGITS[ch], False))
-        elif is_latin_letter(ch) and (i == 0 or not is_latin_letter(text[i - 1])):
-            for word, digit in NUMBER_WORDS.items():
-                end = i + len(word)
-                if text.startswith(word, i) and (end >= n or not is_latin_letter(text[end])):
-                    tokens.append((i, end, digit, False))
-                    i = end - 1
-                    break
-            else:
-                if ch in LETTER_DIGITS:
-                    tokens.append((i, i + 1, LETTER_DIGITS[ch], True))
-        elif ch in LETTER_DIGITS:
-            tokens.append((i, i + 1, LETTER_DIGITS[ch], True))
-        i += 1
+    for match in DIGIT_TOKEN.finditer(text, start, len(text) if end is None else end):
+        token = match.group(0)
+        if len(token) > 1:
+            tokens.append((match.start(), match.end(), NUMBER_WORDS[token], False))
+        elif token in LETTER_DIGITS:
+            tokens.append((match.start(), match.end(), LETTER_DIGITS[token], True))
+        else:
+            tokens.append((match.start(), match.end(), CN_DIGITS.get(token, token), False))
     return tokens
+
+
+_SEPARATOR_CLASS = "".join(re.escape(c) for c in sorted(RUN_SEPARATORS))
+_DIGIT = rf"(?:[0-9{CN_DIGIT_CLASS}]|(?<![a-z])(?:zero|one|two|three|four|five|six|seven|eight|nine)(?![a-z]))"
+_LETTER = r"(?:[oli](?![a-hj-km-np-z]))"
+# A run: a digit, then digits (or o/l/i right after one), each separated by at most MAX_GAP separators.
+DIGIT_RUN = re.compile(rf"{_DIGIT}{_LETTER}*(?:[{_SEPARATOR_CLASS}]{{0,{MAX_GAP}}}{_DIGIT}{_LETTER}*)*")
+BLOCKED = "\x02"
 
 
 def digit_runs(text: str) -> list[Run]:
     """Digits (in any disguise) separated only by short runs of separators."""
-    blocked = blocked_positions(text)
+    masked = text
+    for match in NOT_CONTACT_OR_MASKED.finditer(text):
+        masked = masked[:match.start()] + BLOCKED * (match.end() - match.start()) + masked[match.end():]
     runs: list[Run] = []
-    current: list[tuple[int, int, str, bool]] = []
-
-    def flush():
-        real = sum(1 for t in current if not t[3])
-        if current and real >= sum(1 for t in current if t[3]):
-            start = current[0][0]
-            before = text[max(0, start - 3):start].replace(" ", "")
-            international = before.endswith("+")
-            if international:
-                start = text.rindex("+", 0, start)
-            runs.append(Run("".join(t[2] for t in current), [t[0] for t in current], start, current[-1][1],
-                            international))
-        current.clear()
-
-    for token in digit_tokens(text):
-        start, end, _digit, is_letter = token
-        if start in blocked:
-            flush()
-            continue
-        if is_letter and not (current and current[-1][1] == start
-                              and (end >= len(text) or not is_latin_letter(text[end]) or text[end] in LETTER_DIGITS)):
-            flush()  # "o", "l", "i" stand for digits only right after a digit, not inside a word ("138OO138OOO")
-            continue
-        if current:
-            gap = text[current[-1][1]:start]
-            if len(gap) > MAX_GAP or any(c not in RUN_SEPARATORS for c in gap) or "**" in gap:
-                flush()
-        current.append(token)
-    flush()
+    for match in DIGIT_RUN.finditer(masked):
+        tokens = digit_tokens(masked, match.start(), match.end())
+        letters = sum(1 for t in tokens if t[3])
+        if len(tokens) - letters < letters:
+            continue  # mostly letters: a word, not a number
+        start = match.start()
+        international = text[max(0, start - 3):start].replace(" ", "").endswith("+")
+        if international:
+            start = text.rindex("+", 0, start)
+        runs.append(Run("".join(t[2] for t in tokens), [t[0] for t in tokens], start, match.end(), international))
     return runs
 
 

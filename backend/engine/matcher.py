@@ -1,4 +1,4 @@
-"""Sensitive words: an Aho-Corasick automaton over the skeleton stream (see normalise.skeleton)."""
+"""Sensitive words: an Aho-Corasick automaton over the skeleton (see normalise.Normaliser.skeleton)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import ahocorasick
 
-from backend.engine.normalise import Stream, is_latin
+from backend.engine.normalise import Skeleton, is_latin
 
 
 @dataclass(frozen=True)
@@ -27,27 +27,27 @@ def build_automaton(keys: dict[str, list[tuple[str, str]]]) -> ahocorasick.Autom
     return automaton
 
 
-def bounded(stream: Stream, gap_before: list[bool], start: int, end: int) -> bool:
+def bounded(skeleton: Skeleton, start: int, end: int) -> bool:
     """A match that begins or ends with a Latin letter must not sit inside a longer Latin word.
 
     A boundary is a non-Latin neighbour, the end of the text, or a separator in the original text
     between the match and its neighbour ("repay me" is not "pay me"; "p a y  m e" still is).
     """
-    chars = stream.chars
-    if is_latin(chars[start]) and start > 0 and is_latin(chars[start - 1]) and not gap_before[start]:
+    text = skeleton.text
+    if is_latin(text[start]) and start > 0 and is_latin(text[start - 1]) and not skeleton.gap_before(start):
         return False
-    if is_latin(chars[end - 1]) and end < len(chars) and is_latin(chars[end]) and not gap_before[end]:
+    if is_latin(text[end - 1]) and end < len(text) and is_latin(text[end]) and not skeleton.gap_before(end):
         return False
     return True
 
 
-def find_words(automaton, stream: Stream, gap_before: list[bool]) -> list[WordHit]:
-    if automaton is None or not stream.chars:
+def find_words(automaton, skeleton: Skeleton) -> list[WordHit]:
+    if automaton is None or not skeleton.text:
         return []
     hits = []
-    for last, (length, values) in automaton.iter(stream.text):
+    for last, (length, values) in automaton.iter(skeleton.text):
         start, end = last - length + 1, last + 1
-        if bounded(stream, gap_before, start, end):
+        if bounded(skeleton, start, end):
             for category, word in values:
                 hits.append(WordHit(start, end, category, word))
     return hits

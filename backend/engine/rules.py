@@ -15,7 +15,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from backend.engine.normalise import Tables, fold_word
+from backend.engine.normalise import Normaliser, Tables
 
 SHARED_RULES = Path(__file__).resolve().parents[2] / "shared_rules"
 DETECTORS = SHARED_RULES / "detectors"
@@ -179,13 +179,14 @@ def compile_rules(rules: dict) -> dict:
         "fold": _pairs("word_fold.txt"),
     }
     tables = Tables(**tables_data)
+    normaliser = Normaliser(tables)
     settings = _settings(rules.get("settings") or {}, list(rules["categories"]))
     words = []
     for category, entries in sorted(rules["categories"].items()):
         for word in entries:
-            for variant in word_variants(word, tables):
+            for variant in word_variants(word, normaliser):
                 words.append([variant, category, word])
-    allow = sorted({skel for word in rules["allow"] for skel in word_variants(word, tables)})
+    allow = sorted({skel for word in rules["allow"] for skel in word_variants(word, normaliser)})
     payload = {
         "format": PAYLOAD_FORMAT,
         "settings": settings,
@@ -207,16 +208,16 @@ def compile_rules(rules: dict) -> dict:
     return payload
 
 
-def word_variants(word: str, tables: Tables) -> list[str]:
+def word_variants(word: str, normaliser: Normaliser) -> list[str]:
     """The word's skeleton, plus its pinyin spelling when it is Chinese (people type "sixia jiaoyi")."""
     variants = []
-    skeleton = fold_word(word, tables)
+    skeleton = normaliser.fold_word(word)
     if skeleton:
         variants.append(skeleton)
     if skeleton and all("\u4e00" <= ch <= "\u9fff" for ch in skeleton) and len(skeleton) >= 2:
         from pypinyin import Style, lazy_pinyin
 
-        spelled = fold_word("".join(lazy_pinyin(skeleton, style=Style.NORMAL)), tables)
+        spelled = normaliser.fold_word("".join(lazy_pinyin(skeleton, style=Style.NORMAL)))
         if spelled and spelled not in variants:
             variants.append(spelled)
     return variants
