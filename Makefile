@@ -54,7 +54,7 @@ browser:
 	fi
 
 lint: deps-python
-	$(BIN)/ruff check backend tests e2e
+	$(BIN)/ruff check backend tests e2e bench
 
 pytest: install
 	$(BIN)/python -m pytest tests
