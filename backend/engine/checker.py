@@ -166,11 +166,22 @@ def det_kinds_for_masking(settings: dict) -> list[str]:
 
 
 def drop_nested(findings: list[Finding]) -> list[Finding]:
-    """A number inside a link or an e-mail address is part of that finding, not one of its own."""
-    outer = [f for f in findings if f.type != "word"]
-    return [f for f in findings
-            if f.type == "word" or not any(o is not f and o.start <= f.start and f.end <= o.end
-                                           and (o.end - o.start) > (f.end - f.start) for o in outer)]
+    """A number inside a link or an e-mail address is part of that finding, not one of its own.
+
+    A non-word finding goes when another non-word finding strictly contains it (longer, covering it).
+    One sweep in order of start (longest first), so a long text with thousands of findings stays fast.
+    """
+    outer = sorted((f for f in findings if f.type != "word"), key=lambda f: (f.start, -f.end))
+    dropped: set[int] = set()
+    reach_before = -1  # furthest end among findings that start before the current start
+    group_start, group_reach = None, -1
+    for f in outer:
+        if f.start != group_start:
+            reach_before = max(reach_before, group_reach)
+            group_start, group_reach = f.start, f.end  # sorted: the first of a start is the longest
+        if reach_before >= f.end or group_reach > f.end:
+            dropped.add(id(f))
+    return [f for f in findings if id(f) not in dropped]
 
 
 def dedupe(findings: list[Finding]) -> list[Finding]:

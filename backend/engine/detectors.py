@@ -216,9 +216,11 @@ def detect_emails(text: str) -> list[Detection]:
         if at.strip() == "at" and all(sep.strip() == "." for sep in EMAIL_DOT.findall(domain)):
             continue  # "look at example.com": a plain " at " needs a spelled-out " dot " as well
         local_start = match.start(1)
-        before = EMAIL_LOCAL_BEFORE.search(text[:local_start])
+        # a bounded look back: a spelled-out local part is short, and long texts stay linear
+        window = max(0, local_start - 200)
+        before = EMAIL_LOCAL_BEFORE.search(text[window:local_start])
         if before:
-            local_start = before.start()
+            local_start = window + before.start()
         found.append(Detection(local_start, match.end(), "email", list(range(local_start, match.end(1)))))
     return found
 

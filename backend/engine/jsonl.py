@@ -6,6 +6,7 @@ A malformed line gets {"error": ...} in its place and the rest are still process
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Iterator
 
 from backend.engine.checker import Engine
@@ -24,10 +25,14 @@ def parse_line(raw: bytes) -> tuple[dict | None, str | None]:
         row = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"not JSON: {exc.msg} at column {exc.colno}"
+    except RecursionError:
+        return None, "not JSON: nested too deeply"
     if not isinstance(row, dict):
         return None, "each line must be a JSON object"
     if not isinstance(row.get("text"), str):
         return None, "\"text\" must be a string"
+    if any("\ud800" <= ch <= "\udfff" for ch in row["text"]):
+        return None, "\"text\" holds a lone surrogate (\\ud800-\\udfff), which is not Unicode text"
     if row.get("direction", "out") not in ("in", "out"):
         return None, "\"direction\" must be \"in\" or \"out\""
     conversation = row.get("conversation")
@@ -54,6 +59,7 @@ def read_lines(stream) -> Iterator[bytes]:
 
 def run(engine: Engine, lines: Iterable[bytes], mode: str) -> Iterator[tuple[dict, bool]]:
     """(answer, ok) per input line."""
+    sys.set_int_max_str_digits(0)  # an id may be any integer JSON allows, as in the JavaScript engine
     for raw in lines:
         row, error = parse_line(raw)
         if error:

@@ -264,8 +264,10 @@ export function detectEmails(text) {
       continue; // "look at example.com": a plain " at " needs a spelled-out " dot " as well
     }
     let localStart = match.index;
-    const before = EMAIL_LOCAL_BEFORE.exec(text.slice(0, localStart));
-    if (before) localStart = before.index;
+    // a bounded look back: a spelled-out local part is short, and long texts stay linear
+    const window = Math.max(0, localStart - 200);
+    const before = EMAIL_LOCAL_BEFORE.exec(text.slice(window, localStart));
+    if (before) localStart = window + before.index;
     found.push({
       start: localStart, end: match.index + whole.length, kind: 'email',
       maskPositions: range(localStart, match.index + local.length),

@@ -362,6 +362,9 @@ export function parseLine(raw) {
   }
   if (!(row instanceof PyDict)) return [null, 'each line must be a JSON object'];
   if (typeof row.get('text') !== 'string') return [null, '"text" must be a string'];
+  if (!row.get('text').isWellFormed()) {
+    return [null, '"text" holds a lone surrogate (\\ud800-\\udfff), which is not Unicode text'];
+  }
   const direction = row.get('direction', 'out');
   if (direction !== 'in' && direction !== 'out') return [null, '"direction" must be "in" or "out"'];
   const conversation = row.get('conversation');

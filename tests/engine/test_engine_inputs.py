@@ -56,9 +56,13 @@ def test_check_command_answers_every_line_in_order():
         b"[1, 2]",
         b'{"id": 5, "text": "' + b"a" * (10 * 1024 * 1024) + b'"}',
         json.dumps({"id": 6, "text": "加我微信 wxid_abc123", "conversation": 7}, ensure_ascii=False).encode(),
+        b'{"id": 7, "text": "\\ud800 lone"}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"id": ' + b"9" * 5000 + b', "text": "ok"}',
     ]
     done = veil("check", stdin=b"\n".join(lines) + b"\n")
     assert done.returncode == 1, "malformed lines make the exit status 1"
+    sys.set_int_max_str_digits(0)  # the answer echoes a 5,000-digit id
     answers = [json.loads(line) for line in done.stdout.decode().splitlines()]
     assert len(answers) == len(lines)
     assert answers[0]["id"] == 1 and answers[0]["action"] == "block"
@@ -69,6 +73,9 @@ def test_check_command_answers_every_line_in_order():
     assert answers[5]["error"] == "each line must be a JSON object"
     assert answers[6]["error"].startswith("line longer than")
     assert answers[7]["id"] == 6 and answers[7]["findings"][0]["category"] == "handle"
+    assert "lone surrogate" in answers[8]["error"]
+    assert answers[9]["error"] == "not JSON: nested too deeply"
+    assert answers[10]["id"] == int("9" * 5000) and answers[10]["action"] == "allow"
 
 
 def test_mask_command_and_rules_option(tmp_path):
