@@ -9,6 +9,7 @@ from backend.engine.matcher import build_automaton, find_words
 from backend.engine.normalise import Normaliser, Skeleton, Stream, Tables
 from backend.engine.window import ConversationWindow
 
+MASK_KINDS = ("phone", "email", "id_card", "bank_card", "handle", "link", "crypto_wallet")
 SEVERITY = {"allow": 0, "log": 0, "warn": 1, "block": 2}
 
 
@@ -76,14 +77,19 @@ class Engine:
             found.append((*original_span(plain, start, end), hit.category, hit.word))
         return found
 
+    def _allowed(self, plain: Stream, skeleton: Skeleton) -> list[tuple[int, int]]:
+        return [(a, b) for a, b, _c, _w in self._words(self.allow, plain, skeleton)]
+
+    def _word_list(self, text: str, plain: Stream, skeleton: Skeleton) -> list[Finding]:
+        return [Finding("word", category, word, a, b, text[a:b])
+                for a, b, category, word in self._words(self.words, plain, skeleton)]
+
     def word_findings(self, text: str) -> list[Finding]:
         """Sensitive words only (the allow list applied): what the benchmark compares with bare matchers."""
         plain = self.normaliser.plain(text)
         skeleton = self.normaliser.skeleton(plain)
-        allowed = [(a, b) for a, b, _c, _w in self._words(self.allow, plain, skeleton)]
-        return [Finding("word", category, word, a, b, text[a:b])
-                for a, b, category, word in self._words(self.words, plain, skeleton)
-                if not any(x <= a and b <= y for x, y in allowed)]
+        allowed = self._allowed(plain, skeleton)
+        return [f for f in self._word_list(text, plain, skeleton) if not inside(allowed, f.start, f.end)]
 
     def _detections(self, plain: Stream, kinds: set[str], *, identifiers: bool) -> list[det.Detection]:
         text = plain.text
@@ -104,13 +110,12 @@ class Engine:
               at: float | None = None) -> CheckResult:
         plain = self.normaliser.plain(text)
         skeleton = self.normaliser.skeleton(plain)
-        allowed = [(a, b) for a, b, _c, _w in self._words(self.allow, plain, skeleton)]
-        findings = [Finding("word", category, word, a, b, text[a:b])
-                    for a, b, category, word in self._words(self.words, plain, skeleton)]
+        allowed = self._allowed(plain, skeleton)
+        findings = self._word_list(text, plain, skeleton)
         if direction == "out":
             finding_type, kinds = "contact", self.contact_kinds
         else:
-            finding_type, kinds = "identifier", set(det_kinds_for_masking(self.settings))
+            finding_type, kinds = "identifier", set(MASK_KINDS)
         for d in self._detections(plain, kinds, identifiers=direction != "out"):
             start, end = original_span(plain, d.start, d.end)
             findings.append(Finding(finding_type, d.kind, f"{finding_type}.{d.kind}", start, end, text[start:end]))
@@ -119,7 +124,7 @@ class Engine:
             if split is not None:
                 start, end = original_span(plain, *split)
                 findings.append(Finding("contact", "phone", "contact.phone.split", start, end, text[start:end]))
-        findings = [f for f in findings if not any(a <= f.start and f.end <= b for a, b in allowed)]
+        findings = [f for f in findings if not inside(allowed, f.start, f.end)]
         findings = drop_nested(dedupe(findings))
         return CheckResult(self._action(findings, direction), findings)
 
@@ -137,9 +142,11 @@ class Engine:
     # ---- mask -------------------------------------------------------------------------------------
 
     def mask(self, text: str) -> MaskResult:
+        if not self.settings["mask"]["incoming"]:
+            return MaskResult(text, [])  # the tenant switched masking off (settings.toml: mask.incoming)
         plain = self.normaliser.plain(text)
-        allowed = [(a, b) for a, b, _c, _w in self._words(self.allow, plain, self.normaliser.skeleton(plain))]
-        detections = self._detections(plain, set(det_kinds_for_masking(self.settings)), identifiers=True)
+        allowed = self._allowed(plain, self.normaliser.skeleton(plain))
+        detections = self._detections(plain, set(MASK_KINDS), identifiers=True)
         chosen: list[det.Detection] = []
         for d in sorted(detections, key=lambda d: (d.start, -(d.end - d.start), d.kind)):
             if chosen and d.start < chosen[-1].end:
@@ -150,7 +157,7 @@ class Engine:
         keep_last = 4 if self.settings["mask"]["style"] == "last4" else 0
         for d in chosen:
             start, end = original_span(plain, d.start, d.end)
-            if any(a <= start and end <= b for a, b in allowed):
+            if inside(allowed, start, end):
                 continue
             positions = sorted({plain.orig(p) for p in (d.mask_positions or range(d.start, d.end))})
             if d.kind in ("phone", "bank_card", "id_card") and keep_last:
@@ -161,8 +168,11 @@ class Engine:
         return MaskResult("".join(chars), spans)
 
 
-def det_kinds_for_masking(settings: dict) -> list[str]:
-    return ["phone", "email", "id_card", "bank_card", "handle", "link", "crypto_wallet"]
+def inside(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether [start, end) lies wholly within one of the spans (an allow-list match)."""
+    return any(a <= start and end <= b for a, b in spans)
+
+
 
 
 def drop_nested(findings: list[Finding]) -> list[Finding]:

@@ -86,3 +86,10 @@ def test_mask_command_and_rules_option(tmp_path):
     assert answer == {"id": "a", "text": "电话 *******5678", "spans": [{"start": 3, "end": 14, "type": "phone"}]}
     missing = veil("check", "--rules", str(tmp_path / "nope"), stdin=b"")
     assert missing.returncode == 2 and "not a folder" in missing.stderr.decode()
+
+
+def test_masking_can_be_switched_off(tmp_path):
+    (tmp_path / "settings.toml").write_text("[mask]\nincoming = false\n", encoding="utf-8")
+    engine = Engine(compile_rules(load_rules_folder(tmp_path)))
+    assert engine.mask("电话 13812345678").text == "电话 13812345678"
+    assert engine.check("电话 13812345678", direction="in").findings, "identifiers are still reported"
