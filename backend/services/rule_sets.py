@@ -10,12 +10,11 @@ import hashlib
 import io
 import json
 import zipfile
-from functools import lru_cache
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from backend.engine import Engine, RulesError, compile_rules, load_rules_folder
+from backend.engine import RulesError, compile_rules, load_rules_folder
 from backend.engine.rules import ACTIONS, MAX_WORD_LENGTH, SHARED_RULES, parse_list
 from backend.errors import ApiError
 from backend.extensions import db
@@ -130,24 +129,24 @@ def history(tenant_id: int, limit: int = 50) -> list[RuleSetVersion]:
                                    .order_by(RuleSetVersion.version.desc()).limit(limit)))
 
 
-@lru_cache(maxsize=64)
-def _compiled(sha256: str, content_json: str) -> tuple[dict, str]:
-    payload = compile_rules(json.loads(content_json))
-    return payload, json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+_COMPILED: dict[str, tuple[dict, str]] = {}
+_COMPILED_MAX = 64
 
 
 def compiled_payload(row: RuleSetVersion) -> tuple[dict, str]:
-    """(payload, its JSON), compiled once per version and process."""
-    return _compiled(row.sha256, json.dumps(row.content, ensure_ascii=False, sort_keys=True))
+    """(payload, its JSON), compiled once per version and process.
 
-
-@lru_cache(maxsize=64)
-def _engine(sha256: str, content_json: str) -> Engine:
-    return Engine(_compiled(sha256, content_json)[0])
-
-
-def engine_for(row: RuleSetVersion) -> Engine:
-    return _engine(row.sha256, json.dumps(row.content, ensure_ascii=False, sort_keys=True))
+    Keyed by the version's content hash, so serving the rules to every polling extension costs a dict
+    lookup, not a serialisation of the whole word list.
+    """
+    cached = _COMPILED.get(row.sha256)
+    if cached is None:
+        payload = compile_rules(row.content)
+        cached = (payload, json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))  # oldest first: dicts keep insertion order
+        _COMPILED[row.sha256] = cached
+    return cached
 
 
 # ---- the rules folder format, for import and export ----------------------------------------------
