@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from backend.engine import detectors as det
@@ -51,6 +53,10 @@ class Engine:
     """Built once from a compiled payload; `check` and `mask` are then pure apart from the window."""
 
     def __init__(self, payload: dict, *, window_conversations: int = 10_000):
+        with gc_paused():
+            self._build(payload, window_conversations)
+
+    def _build(self, payload: dict, window_conversations: int) -> None:
         self.payload = payload
         self.version = payload["hash"]
         self.settings = payload["settings"]
@@ -168,11 +174,22 @@ class Engine:
         return MaskResult("".join(chars), spans)
 
 
+@contextmanager
+def gc_paused():
+    """The automata are ~10⁵ small objects that all stay alive; letting the collector walk them while
+    they are made costs a third of the build at 100k words, for nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def inside(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     """Whether [start, end) lies wholly within one of the spans (an allow-list match)."""
     return any(a <= start and end <= b for a, b in spans)
-
-
 
 
 def drop_nested(findings: list[Finding]) -> list[Finding]:

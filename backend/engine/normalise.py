@@ -14,13 +14,15 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
+from itertools import accumulate
+from operator import add
 from dataclasses import dataclass
 
 ZERO_WIDTH = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u180e", "\u2061", "\u2062", "\u2063"}
 SEPARATOR = "\x00"  # in the skeleton's working string: a character that is not a letter or digit
 COLLAPSED = "\x01"  # a repeated character folded into the one before it (not a separator)
 REPEATS = re.compile(r"([^\x00\x01a-z0-9])((?:[\x00\x01]*\1)+)")
-KEPT_SEGMENTS = re.compile(r"[^\x00\x01]+")
+DROPPED_RUNS = re.compile(r"([\x00\x01]+)")
 
 
 @dataclass
@@ -85,18 +87,46 @@ class _SkeletonTable(dict):
         return value
 
 
-@dataclass
+class _ComposedTable(dict):
+    """ord of an original character → its skeleton working form (the plain table, then the skeleton's)."""
+
+    def __init__(self, plain: _PlainTable, skeleton: _SkeletonTable):
+        super().__init__()
+        self.plain = plain
+        self.skeleton = skeleton
+
+    def __missing__(self, key: int) -> str:
+        value = "".join(self.skeleton[ord(c)] for c in self.plain[key])
+        self[key] = value
+        return value
+
+
 class Stream:
     """Normalised text and the way back to the original code points.
 
     Most characters map to exactly one; the few that do not (zero-width characters vanish, a ligature
-    becomes two letters) are listed as (plain start, plain length, original index), in order.
+    becomes two letters) are listed as (plain start, plain length, original index), in order. The text
+    itself is made on first use: the word path reads the skeleton, which comes straight from the original.
     """
 
-    text: str
-    irregular_plain: list[int]
-    irregular_length: list[int]
-    irregular_origin: list[int]
+    __slots__ = ("original", "work", "_table", "_text", "irregular_plain", "irregular_length",
+                 "irregular_origin")
+
+    def __init__(self, original: str, work: str, table: dict, irregular_plain: list[int],
+                 irregular_length: list[int], irregular_origin: list[int]):
+        self.original = original
+        self.work = work  # each plain character as the skeleton reads it (see Normaliser.skeleton)
+        self._table = table
+        self._text: str | None = None
+        self.irregular_plain = irregular_plain
+        self.irregular_length = irregular_length
+        self.irregular_origin = irregular_origin
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.original.translate(self._table)
+        return self._text
 
     def orig(self, index: int) -> int:
         k = bisect_right(self.irregular_plain, index) - 1
@@ -108,18 +138,32 @@ class Stream:
         return self.irregular_origin[k] + 1 + index - start - length
 
 
-@dataclass
 class Skeleton:
-    """The word matcher's string, with the way back to the plain stream and the separators it dropped."""
+    """The word matcher's string, with the way back to the plain stream and the separators it dropped.
 
-    text: str
-    work: str  # the plain stream translated: folded characters, SEPARATOR, COLLAPSED
-    seg_skeleton: list[int]  # skeleton index where each kept segment starts
-    seg_plain: list[int]  # plain index where it starts
+    The way back (where each kept segment starts) is worked out only when a match asks for it: most
+    messages match nothing, and building it is the one per-character Python loop of the word path.
+    """
+
+    __slots__ = ("text", "work", "_seg_skeleton", "_seg_plain")
+
+    def __init__(self, text: str, work: str):
+        self.text = text
+        self.work = work  # the plain stream translated: folded characters, SEPARATOR, COLLAPSED
+        self._seg_skeleton: list[int] | None = None  # skeleton index where each kept segment starts
+        self._seg_plain: list[int] = []  # plain index where it starts
+
+    def _segments(self) -> None:
+        # [kept, dropped, kept, …, kept]: split, len and accumulate all loop in C
+        lengths = list(map(len, DROPPED_RUNS.split(self.work)))
+        self._seg_plain = [0, *accumulate(lengths)][0::2]
+        self._seg_skeleton = [0, *accumulate(lengths[0::2])][:-1]
 
     def plain_index(self, index: int) -> int:
-        k = bisect_right(self.seg_skeleton, index) - 1
-        return self.seg_plain[k] + index - self.seg_skeleton[k]
+        if self._seg_skeleton is None:
+            self._segments()
+        k = bisect_right(self._seg_skeleton, index) - 1
+        return self._seg_plain[k] + index - self._seg_skeleton[k]
 
     def gap_before(self, index: int) -> bool:
         """Whether a separator stood between skeleton characters index-1 and index."""
@@ -128,32 +172,40 @@ class Skeleton:
         return SEPARATOR in self.work[self.plain_index(index - 1) + 1:self.plain_index(index)]
 
 
+def _collapse(match: re.Match) -> str:
+    return match.group(1) + match.group(2).replace(match.group(1), COLLAPSED)
+
+
 class Normaliser:
     def __init__(self, tables: Tables):
         self.tables = tables
         self._plain = _PlainTable(tables)
         self._skeleton = _SkeletonTable(tables)
+        self._plain_skeleton = _ComposedTable(self._plain, self._skeleton)
         self._irregular_key = -1
         self._irregular_re: re.Pattern | None = None
 
     def plain(self, text: str) -> Stream:
         """Every character normalised, separators kept: what the contact detectors read."""
-        out = text.translate(self._plain)
+        # plain and skeleton tables composed: one pass that also meets every new character, so
+        # `irregular` below is complete; the plain text itself is made only if a detector asks for it
+        work = text.translate(self._plain_skeleton)
         starts: list[int] = []
         lengths: list[int] = []
         origins: list[int] = []
-        if not self._plain.irregular.isdisjoint(text):
-            shift = 0
-            for match in self._irregular_pattern().finditer(text):
-                length = len(self._plain[ord(match.group(0))])
-                starts.append(match.start() + shift)
-                lengths.append(length)
-                origins.append(match.start())
-                shift += length - 1
-        return Stream(out, starts, lengths, origins)
+        irregular = self._irregular_pattern()
+        if irregular is not None and irregular.search(text):
+            # map and accumulate loop in C: a message full of zero-width characters stays cheap
+            origins = [match.start() for match in irregular.finditer(text)]
+            lengths = list(map(len, map(self._plain.__getitem__, map(ord, map(text.__getitem__, origins)))))
+            shifts = accumulate(lengths, lambda shift, length: shift + length - 1, initial=0)
+            starts = list(map(add, origins, shifts))
+        return Stream(text, work, self._plain, starts, lengths, origins)
 
-    def _irregular_pattern(self) -> re.Pattern:
+    def _irregular_pattern(self) -> re.Pattern | None:
         chars = self._plain.irregular
+        if not chars:
+            return None
         if self._irregular_key != len(chars):
             self._irregular_re = re.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]")
             self._irregular_key = len(chars)
@@ -162,19 +214,9 @@ class Normaliser:
     def skeleton(self, plain: Stream) -> Skeleton:
         """Separators dropped, the fold applied, repeated non-Latin characters collapsed ("私私下下" → "私下";
         English doubles letters, so Latin ones stay)."""
-        work = plain.text.translate(self._skeleton)
-        if REPEATS.search(work):
-            work = REPEATS.sub(lambda m: m.group(1) + m.group(2).replace(m.group(1), COLLAPSED), work)
-        seg_skeleton: list[int] = []
-        seg_plain: list[int] = []
-        parts: list[str] = []
-        length = 0
-        for match in KEPT_SEGMENTS.finditer(work):
-            seg_skeleton.append(length)
-            seg_plain.append(match.start())
-            parts.append(match.group(0))
-            length += match.end() - match.start()
-        return Skeleton("".join(parts), work, seg_skeleton, seg_plain)
+        work = plain.work
+        work = REPEATS.sub(_collapse, work)
+        return Skeleton(work.replace(SEPARATOR, "").replace(COLLAPSED, ""), work)  # memchr speed
 
     def fold_word(self, word: str) -> str:
         """A dictionary word as the skeleton would read it."""
