@@ -33,8 +33,9 @@ EMAIL = re.compile(
     r" ?(@|\(at\)|\[at\]|\{at\}|<at>| at |艾特|圈a) ?"
     r"([a-z0-9][a-z0-9-]{0,62}(?: ?(?:\.|\(dot\)|\[dot\]|\{dot\}| dot |点) ?[a-z0-9][a-z0-9-]{0,62}){1,4})"
 )
-# "jane dot doe at …": the words before the matched local part that belong to it
-EMAIL_LOCAL_BEFORE = re.compile(r"(?:[a-z0-9][a-z0-9_%+-]* ?(?:\(dot\)|\[dot\]|\{dot\}| dot ) ?)+$")
+# "jane dot doe at …": the words before the matched local part that belong to it, running right up to it
+# (\Z, since "$" would also match before a newline: "jane dot\ndoe at …" is not one local part)
+EMAIL_LOCAL_BEFORE = re.compile(r"(?:[a-z0-9][a-z0-9_%+-]* ?(?:\(dot\)|\[dot\]|\{dot\}| dot ) ?)+\Z")
 EMAIL_DOT = re.compile(r" ?(?:\.|\(dot\)|\[dot\]|\{dot\}| dot |点) ?")
 LINK = re.compile(
     r"(?<![a-z0-9.])(?:https?://)?(?:www\.)?(?:t\.me|telegram\.me|telegram\.dog|wa\.me|api\.whatsapp\.com"

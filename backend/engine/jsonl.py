@@ -6,12 +6,30 @@ A malformed line gets {"error": ...} in its place and the rest are still process
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
+from itertools import accumulate
 
 from backend.engine.checker import Engine
 
 MAX_LINE_BYTES = 1024 * 1024  # a chat message is never this long; a 10 MB line is refused, not read in full
+# A row is two levels deep. Deeper lines are refused before parsing, by the same count in both engines:
+# Python's parser would otherwise give up at a depth that depends on its stack, JavaScript's never.
+MAX_DEPTH = 100
+JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+BRACKET = re.compile(r"[][{}]")
+DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# "at": when the message was sent, in seconds since 1970, for the split-number window. Bounded so that
+# both engines do the same exact arithmetic on it (JavaScript numbers are exact integers up to 2**53).
+MAX_AT = 1e11
+AT_ERROR = "\"at\" must be a time in seconds since 1970 (a number from 0 to 1e11)"
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest bracket nesting outside JSON strings (a rough count: it also runs on malformed text)."""
+    brackets = BRACKET.findall(JSON_STRING.sub("", text))
+    return max(accumulate(map(DEPTH_STEP.__getitem__, brackets)), default=0)
 
 
 def parse_line(raw: bytes) -> tuple[dict | None, str | None]:
@@ -21,12 +39,12 @@ def parse_line(raw: bytes) -> tuple[dict | None, str | None]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, f"not UTF-8 (byte {exc.start})"
+    if nesting_depth(text) > MAX_DEPTH:
+        return None, f"not JSON: nested more than {MAX_DEPTH} levels deep"
     try:
         row = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"not JSON: {exc.msg} at column {exc.colno}"
-    except RecursionError:
-        return None, "not JSON: nested too deeply"
     if not isinstance(row, dict):
         return None, "each line must be a JSON object"
     if not isinstance(row.get("text"), str):
@@ -38,6 +56,9 @@ def parse_line(raw: bytes) -> tuple[dict | None, str | None]:
     conversation = row.get("conversation")
     if conversation is not None and not isinstance(conversation, str | int):
         return None, "\"conversation\" must be a string or a number"
+    at = row.get("at")
+    if at is not None and (isinstance(at, bool) or not isinstance(at, int | float) or not 0 <= at <= MAX_AT):
+        return None, AT_ERROR
     return row, None
 
 
@@ -68,7 +89,8 @@ def run(engine: Engine, lines: Iterable[bytes], mode: str) -> Iterator[tuple[dic
         if mode == "check":
             conversation = row.get("conversation")
             result = engine.check(row["text"], direction=row.get("direction", "out"),
-                                  conversation=None if conversation is None else str(conversation))
+                                  conversation=None if conversation is None else str(conversation),
+                                  at=row.get("at"))
             yield {"id": row.get("id"), **result.to_dict()}, True
         else:
             masked = engine.mask(row["text"])

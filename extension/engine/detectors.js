@@ -37,10 +37,10 @@ const EMAIL = new RegExp(
   + String.raw`([a-z0-9][a-z0-9-]{0,62}(?: ?(?:\.|\(dot\)|\[dot\]|\{dot\}| dot |点) ?[a-z0-9][a-z0-9-]{0,62}){1,4})`,
   'g',
 );
-// "jane dot doe at …": the words before the matched local part that belong to it. Python's "$" also
-// matches before a final newline, hence the lookahead.
+// "jane dot doe at …": the words before the matched local part that belong to it, running right up to
+// it ("$" without the m flag is Python's "\Z": "jane dot\ndoe at …" is not one local part).
 const EMAIL_LOCAL_BEFORE = new RegExp(
-  String.raw`(?:[a-z0-9][a-z0-9_%+-]* ?(?:\(dot\)|\[dot\]|\{dot\}| dot ) ?)+(?=\n?$)`,
+  String.raw`(?:[a-z0-9][a-z0-9_%+-]* ?(?:\(dot\)|\[dot\]|\{dot\}| dot ) ?)+$`,
 );
 const EMAIL_DOT = String.raw` ?(?:\.|\(dot\)|\[dot\]|\{dot\}| dot |点) ?`;
 const EMAIL_DOT_SPLIT = new RegExp(EMAIL_DOT);

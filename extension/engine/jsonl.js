@@ -6,6 +6,27 @@
 // size, floats, key order) and writes it as json.dumps(..., ensure_ascii=False) does.
 
 export const MAX_LINE_BYTES = 1024 * 1024; // a chat message is never this long; a longer line is refused
+// A row is two levels deep. Deeper lines are refused before parsing, by the same count in both engines
+// (jsonl.py): Python's parser would otherwise give up at a depth that depends on its stack.
+export const MAX_DEPTH = 100;
+// "at": when the message was sent, in seconds since 1970, for the split-number window; bounded so that
+// both engines do the same exact arithmetic on it.
+export const MAX_AT = 1e11;
+const AT_ERROR = '"at" must be a time in seconds since 1970 (a number from 0 to 1e11)';
+const JSON_STRING = /"(?:[^"\\]|\\[\s\S])*"/g;
+
+// The deepest bracket nesting outside JSON strings (a rough count: it also runs on malformed text).
+export function nestingDepth(text) {
+  const rest = text.replace(JSON_STRING, '');
+  let depth = 0;
+  let deepest = 0;
+  for (let i = 0; i < rest.length; i++) {
+    const c = rest[i];
+    if (c === '[' || c === '{') deepest = Math.max(deepest, ++depth);
+    else if (c === ']' || c === '}') depth -= 1;
+  }
+  return deepest;
+}
 
 // ---- Python values --------------------------------------------------------------------------------
 // null, true, false and strings are themselves; lists are arrays; these wrap the rest.
@@ -353,9 +374,11 @@ export function parseLine(raw) {
   if (raw.length > MAX_LINE_BYTES) return [null, `line longer than ${MAX_LINE_BYTES} bytes`];
   const invalid = firstInvalidUtf8(raw);
   if (invalid !== -1) return [null, `not UTF-8 (byte ${invalid})`];
+  const text = UTF8.decode(raw);
+  if (nestingDepth(text) > MAX_DEPTH) return [null, `not JSON: nested more than ${MAX_DEPTH} levels deep`];
   let row;
   try {
-    row = pythonJsonLoads(UTF8.decode(raw));
+    row = pythonJsonLoads(text);
   } catch (error) {
     if (error.column === undefined) throw error;
     return [null, `not JSON: ${error.msg} at column ${error.column}`];
@@ -372,7 +395,18 @@ export function parseLine(raw) {
     || conversation instanceof PyInt)) {
     return [null, '"conversation" must be a string or a number'];
   }
+  const at = atSeconds(row.get('at'));
+  if (Number.isNaN(at)) return [null, AT_ERROR];
   return [row, null];
+}
+
+// The row's "at" as a number, null when absent, NaN when it is not a time jsonl.py accepts.
+function atSeconds(value) {
+  if (value === null) return null;
+  let seconds = NaN;
+  if (value instanceof PyInt) seconds = Number(value.digits);
+  else if (value instanceof PyFloat) seconds = value.value;
+  return seconds >= 0 && seconds <= MAX_AT ? seconds : NaN;
 }
 
 // str(conversation) in Python: booleans are integers there and print as True and False.
@@ -394,7 +428,9 @@ export function* run(engine, lines, mode) {
     const text = row.get('text');
     if (mode === 'check') {
       const result = engine.check(text, {
-        direction: row.get('direction', 'out'), conversation: conversationKey(row.get('conversation')),
+        direction: row.get('direction', 'out'),
+        conversation: conversationKey(row.get('conversation')),
+        at: atSeconds(row.get('at')),
       });
       yield [{ id: row.get('id'), action: result.action, findings: result.findings }, true];
     } else {

@@ -90,7 +90,7 @@ def test_vectors(op):
                 # Each file is its own sequence: its conversations are its own.
                 if "conversation" in row:
                     row["conversation"] = f"{path.stem}/{row['conversation']}"
-                lines.append({k: row[k] for k in ("id", "text", "conversation", "direction") if k in row})
+                lines.append({k: row[k] for k in ("id", "text", "conversation", "direction", "at") if k in row})
     if not lines:
         pytest.skip(f"no {op} vectors in {VECTORS}")
     assert_agree(op, jsonl(lines))
@@ -140,6 +140,9 @@ MALFORMED = [
     b'{"id": 123456789012345678901234567890, "text": "a"}', b'{"id": NaN, "text": "a"}',
     b'{"id": {"b": 1, "2": [], "b": 3}, "text": "a"}',
     b'{"id": "\\u00e9\\ud83d\\ude00\\n\\"", "text": "\\/\\b\\f\\r\\t"}', b'{"text": "a"}\r', b'{"text": "a\rb"}\r\r',
+    # nesting: at the limit, over it, far over it, brackets inside strings, a broken string
+    b'{"text": "a", "id": ' + b"[" * 99 + b"]" * 99 + b"}", b'{"text": "a", "id": ' + b"[" * 100 + b"]" * 100 + b"}",
+    b"[" * 5000 + b"]" * 5000, b'{"text": "' + b"[" * 500 + b'", "id": "\\"{{{"}', b'{"text": "\\' + b"[" * 200,
 ]
 
 

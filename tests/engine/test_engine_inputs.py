@@ -74,7 +74,7 @@ def test_check_command_answers_every_line_in_order():
     assert answers[6]["error"].startswith("line longer than")
     assert answers[7]["id"] == 6 and answers[7]["findings"][0]["category"] == "handle"
     assert "lone surrogate" in answers[8]["error"]
-    assert answers[9]["error"] == "not JSON: nested too deeply"
+    assert answers[9]["error"] == "not JSON: nested more than 100 levels deep"
     assert answers[10]["id"] == int("9" * 5000) and answers[10]["action"] == "allow"
 
 

@@ -38,7 +38,7 @@ def test_vectors(payload, path):
     for vector in load(path):
         if vector["op"] == "check":
             got = project(engine.check(vector["text"], conversation=vector.get("conversation"),
-                                       direction=vector.get("direction", "out")))
+                                       direction=vector.get("direction", "out"), at=vector.get("at")))
         else:
             masked = engine.mask(vector["text"])
             got = {"text": masked.text, "spans": masked.spans}
@@ -51,7 +51,8 @@ def test_vector_files_are_sound():
     for path in VECTORS:
         for vector in load(path):
             ids.append(vector["id"])
-            assert set(vector) <= {"id", "op", "text", "conversation", "direction", "expect", "note"}, vector["id"]
+            assert set(vector) <= {"id", "op", "text", "conversation", "direction", "at", "expect",
+                                   "note"}, vector["id"]
             assert vector["op"] in ("check", "mask")
             assert re.fullmatch(rf"{path.stem}-\d{{3}}", vector["id"]), vector["id"]
             if vector["op"] == "check":

@@ -80,6 +80,13 @@ describe('Engine.mask', { skip: missing }, () => {
     const full = { ...payload, settings: { ...payload.settings, mask: { incoming: true, style: 'full' } } };
     assert.equal(new Engine(full).mask('13812345678').text, '***********');
   });
+
+  it('leaves text as it is when the tenant switched masking off, but still reports identifiers', () => {
+    const off = { ...payload, settings: { ...payload.settings, mask: { ...payload.settings.mask, incoming: false } } };
+    const engine = new Engine(off);
+    assert.deepEqual(engine.mask('电话 13812345678'), { text: '电话 13812345678', spans: [] });
+    assert.equal(engine.check('电话 13812345678', { direction: 'in' }).findings[0].category, 'phone');
+  });
 });
 
 describe('shared vectors', { skip: missing }, () => {
@@ -93,7 +100,9 @@ describe('shared vectors', { skip: missing }, () => {
         if (vector.op === 'mask') {
           assert.deepEqual(engine.mask(vector.text), vector.expect, vector.id);
         } else {
-          const result = engine.check(vector.text, { conversation: vector.conversation ?? null, direction: vector.direction ?? 'out' });
+          const result = engine.check(vector.text, {
+            conversation: vector.conversation ?? null, direction: vector.direction ?? 'out', at: vector.at ?? null,
+          });
           const findings = result.findings.map(({ type, category, start, end }) => ({ type, category, start, end }));
           assert.deepEqual({ action: result.action, findings }, vector.expect, vector.id);
         }
