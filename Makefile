@@ -42,7 +42,7 @@ update-translations: deps-python
 		-o backend/translations/messages.pot backend
 	$(BIN)/pybabel update -i backend/translations/messages.pot -d backend/translations --no-fuzzy-matching --ignore-obsolete
 
-extension: deps-node
+extension: deps-node deps-python
 	@VEIL_SERVER_URL="$${VEIL_SERVER_URL:-http://127.0.0.1:$${VEIL_PORT:-5000}}" npm run --silent build
 
 # Debian's Chromium and ChromeDriver for the browser tests (root, or sudo when it is there).

@@ -1,0 +1,257 @@
+// Masks customer identifiers on screen, before the page is painted.
+//
+// The content script's MutationObserver hands every DOM change to `process` synchronously: observer
+// callbacks run as microtasks, before the next frame, so a number the console inserts is rewritten
+// before anyone sees it, and a console re-rendering its own text gets masked again on the same tick.
+// Text is masked per "unit": an element and the text reachable from it through inline elements, so a
+// number split over <a>+86</a> <span>138</span><span>1234</span>5678 is seen whole. Originals are kept
+// in memory (for the reader, and for a reveal with a restore grant), never written back to the page.
+
+import { PSEUDONYM_PREFIX, pseudonym } from './pseudonym.js';
+import { safeClosest, safeMatches } from './profile.js';
+
+// Elements that do not start a new line of text: a unit reaches through them.
+const INLINE = new Set([
+  'A', 'ABBR', 'B', 'BDI', 'BDO', 'CITE', 'CODE', 'DATA', 'DEL', 'DFN', 'EM', 'FONT', 'I', 'INS', 'KBD',
+  'LABEL', 'MARK', 'Q', 'S', 'SAMP', 'SMALL', 'SPAN', 'STRONG', 'SUB', 'SUP', 'TIME', 'U', 'VAR', 'WBR',
+]);
+// Never rewritten: not shown as text, or typed by the agent.
+const SKIP_TAGS = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'TEXTAREA', 'INPUT', 'SELECT', 'OPTION']);
+// Attributes that reach the screen as tooltips, accessible names or link targets.
+export const MASKED_ATTRIBUTES = ['title', 'aria-label', 'aria-description', 'alt', 'placeholder', 'href'];
+const UI_ATTRIBUTE = 'data-veil-ui';
+const TEXT_NODE = 3;
+const ELEMENT_NODE = 1;
+
+export class Masker {
+  /**
+   * engine: the JavaScript engine (extension/engine/checker.js); profile: the console profile;
+   * salt: the tenant's pseudonym salt.
+   */
+  constructor({ engine, profile, salt = '' }) {
+    this.engine = engine;
+    this.regions = profile.mask?.regions?.length ? profile.mask.regions : null;
+    this.skip = (profile.mask?.skip ?? []).concat(profile.composer?.input ?? []).join(', ') || null;
+    this.names = (profile.mask?.names ?? []).join(', ') || null;
+    this.salt = salt;
+    this.original = new WeakMap(); // text node → the console's own text
+    this.written = new WeakMap(); // text node → the masked text this masker wrote
+    this.attributeOriginal = new WeakMap(); // element → Map(attribute → the console's own value)
+    this.attributeWritten = new WeakMap(); // element → Map(attribute → the value this masker wrote)
+    this.masked = 0; // identifiers masked so far (the popup and the benchmark read it)
+  }
+
+  // ---- reading through the masks ---------------------------------------------------------------------
+
+  // A text node's text as the console wrote it.
+  originalOf(node) {
+    const written = this.written.get(node);
+    return written !== undefined && node.nodeValue === written ? this.original.get(node) : node.nodeValue;
+  }
+
+  // An element's text as the console wrote it (textContent, seeing through the masks).
+  textOf(element) {
+    if (element.nodeType === TEXT_NODE) return this.originalOf(element);
+    let text = '';
+    const walker = element.ownerDocument.createTreeWalker(element, 4 /* SHOW_TEXT */);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) text += this.originalOf(node);
+    return text;
+  }
+
+  attributeOf(element, name) {
+    const written = this.attributeWritten.get(element)?.get(name);
+    const value = element.getAttribute(name);
+    return written !== undefined && value === written ? this.attributeOriginal.get(element).get(name) : value;
+  }
+
+  // ---- what to mask -------------------------------------------------------------------------------
+
+  isExcluded(element) {
+    for (let el = element; el; el = el.parentElement) {
+      if (SKIP_TAGS.has(el.tagName) || el.hasAttribute(UI_ATTRIBUTE) || isEditable(el)) return true;
+    }
+    return this.skip ? safeClosest(element, this.skip) !== null : false;
+  }
+
+  inRegion(element) {
+    if (element.tagName === 'TITLE') return true; // the tab's title
+    if (!this.regions) return element.ownerDocument.body?.contains(element) ?? false;
+    return this.regions.some((region) => safeClosest(element, region) !== null);
+  }
+
+  unitOf(node) {
+    let element = node.nodeType === ELEMENT_NODE ? node : node.parentElement;
+    while (element && INLINE.has(element.tagName) && element.parentElement) element = element.parentElement;
+    return element;
+  }
+
+  // The unit's own text nodes: those reachable without entering another block element.
+  textNodesOf(unit) {
+    const nodes = [];
+    const visit = (parent) => {
+      for (let child = parent.firstChild; child; child = child.nextSibling) {
+        if (child.nodeType === TEXT_NODE) nodes.push(child);
+        else if (child.nodeType === ELEMENT_NODE && INLINE.has(child.tagName) && !child.hasAttribute(UI_ATTRIBUTE)) {
+          visit(child);
+        }
+      }
+    };
+    visit(unit);
+    return nodes;
+  }
+
+  // ---- masking ------------------------------------------------------------------------------------
+
+  maskUnit(unit) {
+    if (!unit || !this.inRegion(unit) || this.isExcluded(unit)) return;
+    const nodes = this.textNodesOf(unit);
+    if (nodes.length === 0) return;
+    const texts = nodes.map((node) => this.originalOf(node));
+    const whole = texts.join('');
+    if (whole.trim() === '') return;
+    const result = this.engine.mask(whole);
+    let shown = result.text;
+    if (result.spans.length > 0) {
+      this.masked += result.spans.length;
+      if (this.names && safeMatches(unit, this.names) && isWholly(whole, result.spans)) {
+        shown = this.nameFor(whole);
+      }
+    }
+    this.distribute(nodes, texts, shown);
+  }
+
+  // The pseudonym a customer named by their identifier is shown under.
+  nameFor(text) {
+    return pseudonym(text.trim(), this.salt);
+  }
+
+  // Writes `shown` back over the nodes, each taking as many code points as its original had (masking
+  // keeps the count); a pseudonym, which does not, goes wholly into the first node.
+  distribute(nodes, texts, shown) {
+    let parts;
+    if (shown.startsWith(PSEUDONYM_PREFIX) && Array.from(shown).length !== Array.from(texts.join('')).length) {
+      parts = nodes.map((_, i) => (i === 0 ? shown : ''));
+    } else {
+      const points = Array.from(shown);
+      let offset = 0;
+      parts = texts.map((text) => {
+        const length = Array.from(text).length;
+        const part = points.slice(offset, offset + length).join('');
+        offset += length;
+        return part;
+      });
+    }
+    nodes.forEach((node, i) => {
+      if (parts[i] === texts[i]) {
+        this.written.delete(node);
+        if (node.nodeValue !== texts[i]) node.nodeValue = texts[i];
+        return;
+      }
+      this.original.set(node, texts[i]);
+      this.written.set(node, parts[i]);
+      if (node.nodeValue !== parts[i]) node.nodeValue = parts[i];
+    });
+  }
+
+  maskAttributes(element) {
+    if (!this.inRegion(element) || this.isExcluded(element)) return;
+    for (const name of MASKED_ATTRIBUTES) {
+      if (!element.hasAttribute(name)) continue;
+      const original = this.attributeOf(element, name);
+      const shown = this.maskAttributeValue(name, original);
+      let written = this.attributeWritten.get(element);
+      if (shown === original) {
+        written?.delete(name);
+        continue;
+      }
+      if (!written) {
+        written = new Map();
+        this.attributeWritten.set(element, written);
+        this.attributeOriginal.set(element, new Map());
+      }
+      this.attributeOriginal.get(element).set(name, original);
+      written.set(name, shown);
+      if (element.getAttribute(name) !== shown) element.setAttribute(name, shown);
+    }
+  }
+
+  maskAttributeValue(name, value) {
+    let text = value;
+    if (name === 'href') {
+      try {
+        text = decodeURIComponent(value);
+      } catch {
+        text = value;
+      }
+    }
+    const result = this.engine.mask(text);
+    if (result.spans.length === 0) return value;
+    this.masked += result.spans.length;
+    return result.text;
+  }
+
+  // ---- the observer's entry points ------------------------------------------------------------------
+
+  // Everything under `root` (at start, and for a subtree the console inserts).
+  maskTree(root) {
+    const units = new Set();
+    const elements = [];
+    this.collect(root, units, elements);
+    for (const unit of units) this.maskUnit(unit);
+    for (const element of elements) this.maskAttributes(element);
+  }
+
+  collect(root, units, elements) {
+    if (root.nodeType === TEXT_NODE) {
+      units.add(this.unitOf(root));
+      return;
+    }
+    if (root.nodeType !== ELEMENT_NODE) return;
+    const document = root.ownerDocument;
+    const walker = document.createTreeWalker(root, 1 | 4 /* SHOW_ELEMENT | SHOW_TEXT */);
+    for (let node = root; node; node = walker.nextNode()) {
+      if (node.nodeType === TEXT_NODE) units.add(this.unitOf(node));
+      else if (MASKED_ATTRIBUTES.some((name) => node.hasAttribute(name))) elements.push(node);
+    }
+  }
+
+  // MutationRecords from the content script's observer.
+  process(records) {
+    const units = new Set();
+    const elements = new Set();
+    for (const record of records) {
+      if (record.type === 'characterData') {
+        if (this.written.get(record.target) === record.target.nodeValue) continue; // our own write
+        units.add(this.unitOf(record.target));
+      } else if (record.type === 'attributes') {
+        const written = this.attributeWritten.get(record.target)?.get(record.attributeName);
+        if (written !== undefined && written === record.target.getAttribute(record.attributeName)) continue;
+        elements.add(record.target);
+      } else {
+        const listed = [];
+        for (const node of record.addedNodes) this.collect(node, units, listed);
+        for (const element of listed) elements.add(element);
+        if (record.removedNodes.length > 0 && record.target.nodeType === ELEMENT_NODE) {
+          units.add(this.unitOf(record.target)); // what is left may now read differently
+        }
+      }
+    }
+    for (const unit of units) if (unit?.isConnected) this.maskUnit(unit);
+    for (const element of elements) if (element.isConnected) this.maskAttributes(element);
+  }
+}
+
+// The agent types in editable elements (isContentEditable, or the attribute where a DOM lacks it).
+function isEditable(element) {
+  if (element.isContentEditable) return true;
+  const value = element.getAttribute('contenteditable');
+  return value === '' || value === 'true' || value === 'plaintext-only';
+}
+
+// Whether the identifiers found cover all of the text but spaces (a name that is nothing but a number).
+function isWholly(text, spans) {
+  const points = Array.from(text);
+  const covered = new Array(points.length).fill(false);
+  for (const span of spans) for (let i = span.start; i < span.end; i++) covered[i] = true;
+  return points.every((ch, i) => covered[i] || /\s/.test(ch));
+}

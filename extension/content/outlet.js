@@ -1,0 +1,49 @@
+// Hands events to the service worker, which writes them to its outbox before anything else.
+//
+// Each event gets its id here, on the device, so a retry anywhere downstream is stored once. Events
+// are gathered for a moment and handed over in one runtime message; what the worker does not take
+// (it is restarting, or the extension was reloaded under this page) is kept and offered again.
+
+const GATHER_MS = 150;
+const RETRY_MS = 2000;
+const MAX_PENDING = 5000; // a page that cannot reach its worker for hours keeps the newest events
+
+export class Outlet {
+  constructor({ console: consoleId, send, now = () => Date.now(), setTimer = setTimeout, newId }) {
+    this.console = consoleId;
+    this.send = send;
+    this.now = now;
+    this.setTimer = setTimer;
+    this.newId = newId ?? (() => crypto.randomUUID());
+    this.pending = [];
+    this.timer = null;
+    this.sending = false;
+  }
+
+  add(event) {
+    this.pending.push({ id: this.newId(), at: this.now(), console: this.console, ...event });
+    if (this.pending.length > MAX_PENDING) this.pending.splice(0, this.pending.length - MAX_PENDING);
+    this.schedule(GATHER_MS);
+  }
+
+  schedule(delay) {
+    if (this.timer === null) this.timer = this.setTimer(() => this.flush(), delay);
+  }
+
+  async flush() {
+    this.timer = null;
+    if (this.sending || this.pending.length === 0) return;
+    this.sending = true;
+    const batch = this.pending.slice(0, 100);
+    let taken = false;
+    try {
+      const answer = await this.send(batch);
+      taken = answer?.ok === true;
+    } catch {
+      taken = false; // no worker to answer: keep them
+    }
+    this.sending = false;
+    if (taken) this.pending.splice(0, batch.length);
+    if (this.pending.length > 0) this.schedule(taken ? 0 : RETRY_MS);
+  }
+}

@@ -1,0 +1,259 @@
+// The content-script core against a DOM (jsdom): masking, reading, the send guard, the outlet.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { JSDOM } from 'jsdom';
+import { Engine } from '../../extension/engine/checker.js';
+import { Guard } from '../../extension/content/guard.js';
+import { Masker } from '../../extension/content/masker.js';
+import { Outlet } from '../../extension/content/outlet.js';
+import { matchPatternToRegExp, profileForUrl, readField } from '../../extension/content/profile.js';
+import { pseudonym } from '../../extension/content/pseudonym.js';
+import { Reader, stableId } from '../../extension/content/reader.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const VEIL = join(ROOT, '.venv', 'bin', 'veil');
+const missing = existsSync(VEIL) ? false : `${VEIL} is missing: the payload is compiled by the Python side`;
+
+const PROFILE = {
+  id: 'test', name: 'Test', platform: 'web', matches: ['https://chat.example.com/*'],
+  mask: { regions: ['#app'], names: ['.title', '.chat-name'] },
+  conversation: { title: '.title', key: { selector: '#conv', attribute: 'data-key' } },
+  messages: {
+    row: '.row', id: { attribute: 'data-id' }, text: '.text', outgoing: '.out',
+    deleted: { selector: '.recalled', text: ['This message was deleted'] },
+  },
+  composer: { input: '#composer', send: '#send', enter_sends: true },
+};
+
+let payload;
+before(() => {
+  if (missing) return;
+  payload = JSON.parse(execFileSync(VEIL, ['rules', 'compile'], { cwd: ROOT, maxBuffer: 64 << 20 }).toString());
+});
+
+function page(body) {
+  const dom = new JSDOM(`<!doctype html><html><body><div id="app">${body}</div></body></html>`, {
+    url: 'https://chat.example.com/c/1',
+  });
+  return dom.window;
+}
+
+// Runs `change` and waits for the observer's microtask, as the browser does before painting.
+async function mutate(window, masker, reader, change) {
+  const records = [];
+  const observer = new window.MutationObserver((list) => {
+    records.push(...list);
+    reader?.process(list);
+    masker.process(list);
+  });
+  observer.observe(window.document.documentElement, {
+    childList: true, subtree: true, characterData: true, attributes: true,
+  });
+  change();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  observer.disconnect();
+  return records;
+}
+
+describe('profile', () => {
+  it('turns Chrome match patterns into URL tests', () => {
+    assert.ok(matchPatternToRegExp('https://web.whatsapp.com/*').test('https://web.whatsapp.com/'));
+    assert.ok(!matchPatternToRegExp('https://web.whatsapp.com/*').test('https://web.whatsapp.com.evil.io/'));
+    assert.ok(matchPatternToRegExp('*://*.example.com/chat/*').test('http://a.b.example.com/chat/x'));
+    assert.ok(matchPatternToRegExp('http://127.0.0.1/*').test('http://127.0.0.1:5123/pages/x.html'));
+    assert.equal(matchPatternToRegExp('not a pattern'), null);
+    assert.equal(profileForUrl([PROFILE], 'https://chat.example.com/c/1#x').id, 'test');
+    assert.equal(profileForUrl([PROFILE], 'https://other.example.com/'), null);
+  });
+
+  it('reads fields: text, attribute, pattern, url', () => {
+    const window = page('<div id="conv" data-key="conv-42"><b class="title"> Ann </b></div>');
+    const { document } = window;
+    assert.equal(readField('.title', document), 'Ann');
+    assert.equal(readField({ selector: '#conv', attribute: 'data-key', pattern: '-(\\d+)$' }, document), '42');
+    assert.equal(readField({ from: 'url', pattern: '/c/(\\d+)' }, document, { url: window.location.href }), '1');
+    assert.equal(readField('.nothing', document), null);
+    assert.equal(readField('][ broken', document), null, 'a broken selector reads as nothing');
+  });
+});
+
+describe('Masker', { skip: missing }, () => {
+  it('masks a number split over several inline elements, and its link and tooltip', () => {
+    const window = page('<p class="text"><a href="tel:+8613812345678" title="+86 138 1234 5678">+86</a> '
+      + '<span>138</span><span>1234</span>5678 ok</p>');
+    const masker = new Masker({ engine: new Engine(payload), profile: PROFILE });
+    masker.maskTree(window.document.documentElement);
+    const p = window.document.querySelector('p');
+    assert.equal(p.textContent, '+** *******5678 ok');
+    assert.ok(!/1381234/.test(p.innerHTML.replace(/<[^>]+>/g, '')), p.innerHTML);
+    assert.equal(p.querySelector('a').getAttribute('href'), 'tel:+*********5678');
+    assert.ok(!p.querySelector('a').getAttribute('title').includes('1234'));
+    assert.equal(masker.textOf(p), '+86 13812345678 ok', 'the original is still readable to the extension');
+  });
+
+  it('masks again when the console re-renders, and ignores its own writes', async () => {
+    const window = page('<div class="row"><span class="text">hello</span></div>');
+    const masker = new Masker({ engine: new Engine(payload), profile: PROFILE });
+    const text = window.document.querySelector('.text');
+    const records = await mutate(window, masker, null, () => {
+      text.firstChild.nodeValue = '电话 13812345678';
+    });
+    assert.equal(text.textContent, '电话 *******5678');
+    assert.ok(records.length >= 1);
+    assert.equal(masker.masked, 1, 'the record of its own write was not masked again');
+    await mutate(window, masker, null, () => {
+      text.innerHTML = '电话 <b>13912345678</b>'; // rebuilt from the console's state
+    });
+    assert.equal(text.textContent, '电话 *******5678');
+  });
+
+  it('shows a customer named by their number under a stable pseudonym', () => {
+    const window = page('<div class="title">+86 138 1234 5678</div><div class="chat-name">Ann 13812345678</div>');
+    const masker = new Masker({ engine: new Engine(payload), profile: PROFILE, salt: 's' });
+    masker.maskTree(window.document.documentElement);
+    const title = window.document.querySelector('.title').textContent;
+    assert.equal(title, pseudonym('+86 138 1234 5678', 's'));
+    assert.match(title, /^@客户-[0-9A-F]{6}$/);
+    assert.equal(pseudonym('+86 138 1234 5678', 's'), pseudonym('0086 13812345678'.replace(/^00/, '+'), 's').replace(/x/, ''));
+    assert.equal(window.document.querySelector('.chat-name').textContent, 'Ann *******5678');
+  });
+
+  it('leaves the composer, our own panel and text outside the regions alone', () => {
+    const dom = new JSDOM('<body><div id="app"><textarea id="composer">13812345678</textarea>'
+      + '<div contenteditable="true">13812345678</div></div><div id="outside">13812345678</div></body>');
+    const masker = new Masker({ engine: new Engine(payload), profile: PROFILE });
+    masker.maskTree(dom.window.document.documentElement);
+    assert.equal(dom.window.document.querySelector('#app div').textContent, '13812345678');
+    assert.equal(dom.window.document.querySelector('#outside').textContent, '13812345678');
+  });
+});
+
+describe('Reader', { skip: missing }, () => {
+  it('reports new messages once, then edits and deletions with the last text', async () => {
+    const window = page('<div id="conv" data-key="k1"><span class="title">Ann</span></div><div id="list">'
+      + '<div class="row" data-id="m1"><span class="text">电话 13812345678</span></div></div>');
+    global.document = window.document;
+    const events = [];
+    const masker = new Masker({ engine: new Engine(payload), profile: PROFILE });
+    const reader = new Reader({ profile: PROFILE, masker, emit: (e) => events.push(e), location: window.location });
+    reader.scan(window.document);
+    masker.maskTree(window.document.documentElement);
+    assert.deepEqual(events.map((e) => [e.type, e.message_id, e.direction, e.text, e.conversation.key]),
+      [['message', 'm1', 'in', '电话 13812345678', 'k1']], 'the original text, read before masking');
+    const list = window.document.querySelector('#list');
+    await mutate(window, masker, reader, () => {
+      list.innerHTML = '<div class="row" data-id="m1"><span class="text">电话 13812345678</span></div>'
+        + '<div class="row out" data-id="m2"><span class="text">好的</span></div>';
+    });
+    assert.equal(events.length, 2, 're-rendering m1 reports nothing');
+    assert.deepEqual([events[1].type, events[1].direction], ['message', 'out']);
+    await mutate(window, masker, reader, () => {
+      list.querySelector('[data-id=m2] .text').textContent = '好的，明天见';
+    });
+    assert.deepEqual([events[2].type, events[2].text, events[2].previous_text], ['message_edited', '好的，明天见', '好的']);
+    await mutate(window, masker, reader, () => {
+      list.querySelector('[data-id=m1]').innerHTML = '<span class="text">This message was deleted</span>';
+    });
+    assert.deepEqual([events[3].type, events[3].text], ['message_deleted', '电话 13812345678']);
+    delete global.document;
+  });
+
+  it('makes a stable id for rows without one', () => {
+    assert.equal(stableId('in', null, 'hi'), stableId('in', null, 'hi'));
+    assert.notEqual(stableId('in', null, 'hi'), stableId('out', null, 'hi'));
+  });
+});
+
+describe('Guard', { skip: missing }, () => {
+  function setUp(text, { settings } = {}) {
+    const window = page('<div id="conv" data-key="k1"></div><textarea id="composer"></textarea><button id="send">Send</button>');
+    global.document = window.document;
+    const composer = window.document.querySelector('#composer');
+    composer.value = text;
+    const events = [];
+    const sent = [];
+    window.document.querySelector('#send').addEventListener('click', () => sent.push(composer.value));
+    composer.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey) sent.push(composer.value);
+    });
+    const engine = new Engine(settings ? { ...payload, settings } : payload);
+    const masker = new Masker({ engine, profile: PROFILE });
+    const reader = new Reader({ profile: PROFILE, masker, emit: () => {}, location: window.location });
+    const t = (key, subs) => `${key}${subs ? `:${subs.join('|')}` : ''}`;
+    const guard = new Guard({ engine, profile: PROFILE, reader, emit: (e) => events.push(e), t, window });
+    guard.attach();
+    const enter = (init = {}) => composer.dispatchEvent(new window.KeyboardEvent('keydown', {
+      key: 'Enter', bubbles: true, cancelable: true, ...init,
+    }));
+    return { window, composer, events, sent, enter, guard };
+  }
+
+  it('stops a blocked message on Enter and on the send button, says why and reports it', () => {
+    const { window, events, sent, enter } = setUp('加我微信 wxid_abc123 私下交易');
+    enter();
+    window.document.querySelector('#send').click();
+    assert.deepEqual(sent, []);
+    const panel = window.document.querySelector('veil-guard');
+    assert.ok(panel, 'the panel is shown');
+    assert.equal(events.length, 1, 'one attempt, one report');
+    assert.equal(events[0].kind, 'send_blocked');
+    assert.equal(events[0].text, '加我微信 wxid_abc123 私下交易');
+    assert.equal(events[0].conversation.key, 'k1');
+    delete global.document;
+  });
+
+  it('lets allowed text, Shift+Enter and IME composition through', () => {
+    const { sent, enter } = setUp('您好，订单 20261123001 已发货');
+    enter();
+    assert.deepEqual(sent, ['您好，订单 20261123001 已发货']);
+    const blocked = setUp('私下交易');
+    blocked.enter({ shiftKey: true });
+    blocked.enter({ isComposing: true });
+    assert.equal(blocked.events.length, 0, 'Shift+Enter and Enter while composing are not sends');
+    delete global.document;
+  });
+
+  it('sends a warned message only with a reason, and reports the reason', () => {
+    const settings = { ...payload.settings, contacts: { ...payload.settings.contacts, action: 'warn' } };
+    const { composer, events, sent, enter, guard } = setUp('我的电话 13812345678', { settings });
+    enter();
+    assert.deepEqual(sent, [], 'not sent without a reason');
+    assert.equal(guard.sendWithReason(composer, composer.value, guard.last.decision, 'no'), false, 'too short');
+    assert.equal(guard.sendWithReason(composer, composer.value, guard.last.decision, '客户要求回电'), true);
+    assert.deepEqual(sent, ['我的电话 13812345678']);
+    assert.deepEqual(events.map((e) => [e.kind, e.reason]), [['send_warned', '客户要求回电']]);
+    delete global.document;
+  });
+});
+
+describe('Outlet', () => {
+  it('gives every event a device-made id and keeps what the worker did not take', async () => {
+    const batches = [];
+    let accept = false;
+    const timers = [];
+    let n = 0;
+    const outlet = new Outlet({
+      console: 'test', now: () => 1000, newId: () => `id-${++n}`,
+      setTimer: (fn) => timers.push(fn),
+      send: async (events) => {
+        batches.push(events.map((e) => e.id));
+        if (!accept) throw new Error('no worker');
+        return { ok: true };
+      },
+    });
+    outlet.add({ type: 'behaviour', kind: 'bulk_copy' });
+    outlet.add({ type: 'behaviour', kind: 'bulk_copy' });
+    await timers.shift()();
+    assert.deepEqual(batches, [['id-1', 'id-2']]);
+    assert.equal(outlet.pending.length, 2, 'kept after a failed hand-off');
+    accept = true;
+    await timers.shift()();
+    assert.deepEqual(batches[1], ['id-1', 'id-2'], 'offered again with the same ids');
+    assert.equal(outlet.pending.length, 0);
+    assert.equal(timers.length, 0);
+  });
+});
