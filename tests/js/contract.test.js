@@ -76,9 +76,13 @@ describe('manifest', () => {
       manifest.background.service_worker,
       manifest.options_ui.page,
       manifest.action.default_popup,
-      ...manifest.content_scripts.flatMap((script) => script.js),
-      ...manifest.web_accessible_resources.flatMap((entry) => entry.resources),
     ];
     for (const file of files) assert.ok(readFileSync(join(extensionDir, file)), file);
+  });
+
+  it('declares no content scripts: the console profiles decide where the content script runs', () => {
+    assert.equal(manifest.content_scripts, undefined);
+    assert.equal(manifest.web_accessible_resources, undefined, 'pages cannot fingerprint the extension');
+    assert.ok(manifest.permissions.includes('scripting'));
   });
 });
