@@ -8,7 +8,7 @@
 // in memory (for the reader, and for a reveal with a restore grant), never written back to the page.
 
 import { PSEUDONYM_PREFIX, pseudonym } from './pseudonym.js';
-import { safeClosest, safeMatches } from './profile.js';
+import { safeClosest, safeMatches, textOf } from './profile.js';
 
 // Elements that do not start a new line of text: a unit reaches through them.
 const INLINE = new Set([
@@ -51,12 +51,10 @@ export class Masker {
 
   // An element's text as the console wrote it (textContent, seeing through the masks).
   textOf(element) {
-    if (element.nodeType === TEXT_NODE) return this.originalOf(element);
-    let text = '';
-    const walker = element.ownerDocument.createTreeWalker(element, 4 /* SHOW_TEXT */);
-    for (let node = walker.nextNode(); node; node = walker.nextNode()) text += this.originalOf(node);
-    return text;
+    return textOf(element, this.nodeText);
   }
+
+  nodeText = (node) => this.originalOf(node);
 
   attributeOf(element, name) {
     const written = this.attributeWritten.get(element)?.get(name);

@@ -42,11 +42,19 @@ function applyPattern(value, pattern) {
 }
 
 /**
- * The value of a profile field, read relative to `root` (see the README's "Fields").
- * `textOf` reads an element's text; the masker passes one that sees through its own masks.
+ * The value of a profile field, read relative to `root` (see the README's "Fields"). A list of fields
+ * is tried in order. `nodeText` reads one text node; the masker passes one that sees through its masks.
  */
-export function readField(field, root, { textOf = (el) => el.textContent, url = '', title = null } = {}) {
+export function readField(field, root, context = {}) {
   if (field == null || root == null) return null;
+  if (Array.isArray(field)) {
+    for (const each of field) {
+      const value = readField(each, root, context);
+      if (value !== null) return value;
+    }
+    return null;
+  }
+  const { url = '', title = null } = context;
   const spec = typeof field === 'string' ? { selector: field } : field;
   let value;
   if (spec.from === 'url') value = url;
@@ -54,12 +62,27 @@ export function readField(field, root, { textOf = (el) => el.textContent, url = 
   else {
     const element = spec.selector ? safeQuery(root, spec.selector) : root;
     if (!element) return null;
-    value = spec.attribute ? element.getAttribute(spec.attribute) : textOf(element);
+    value = spec.attribute ? element.getAttribute(spec.attribute) : textOf(element, context.nodeText, spec.exclude);
   }
   value = applyPattern(value, spec.pattern);
   if (typeof value !== 'string') return null;
   value = value.trim();
   return value === '' ? null : value;
+}
+
+// An element's text (textContent), each text node read by `nodeText`, without the parts in `exclude`.
+export function textOf(element, nodeText = (node) => node.nodeValue, exclude = null) {
+  if (element.nodeType === 3) return nodeText(element);
+  let text = '';
+  const walker = element.ownerDocument.createTreeWalker(element, 4 /* NodeFilter.SHOW_TEXT */);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (exclude) {
+      const skipped = safeClosest(node.parentElement, exclude);
+      if (skipped && element.contains(skipped)) continue;
+    }
+    text += nodeText(node);
+  }
+  return text;
 }
 
 // querySelector that treats a broken selector in a profile as "not found" instead of throwing.
@@ -99,17 +122,31 @@ export function safeQueryAll(root, selector) {
   }
 }
 
-// Whether a row shows a marker (deleted or edited): an element inside it, or its text or a label in it.
-export function hasMarker(row, marker, textOf = (el) => el.textContent) {
+// Whether a row shows a marker (README, "Markers"): an element matching `selector` (the row itself or
+// inside it), or the row's text or one of its texts equal to one of `text` or matching `pattern`.
+// A plain string is a selector.
+export function hasMarker(row, marker, nodeText = (node) => node.nodeValue) {
   if (!marker) return false;
-  if (marker.selector && (safeMatches(row, marker.selector) || safeQuery(row, marker.selector))) return true;
-  const texts = marker.text ?? [];
-  if (texts.length === 0) return false;
-  const whole = textOf(row).trim();
-  if (texts.includes(whole)) return true;
-  const walker = row.ownerDocument.createTreeWalker(row, 4 /* NodeFilter.SHOW_TEXT */);
-  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-    if (texts.includes(node.nodeValue.trim())) return true;
+  const spec = typeof marker === 'string' ? { selector: marker } : marker;
+  if (spec.selector && (safeMatches(row, spec.selector) || safeQuery(row, spec.selector))) return true;
+  const texts = spec.text ?? [];
+  let pattern = null;
+  if (spec.pattern) {
+    try {
+      pattern = new RegExp(spec.pattern);
+    } catch {
+      pattern = null;
+    }
+  }
+  if (texts.length === 0 && !pattern) return false;
+  const fits = (value) => {
+    const trimmed = value.trim();
+    return trimmed !== '' && (texts.includes(trimmed) || (pattern !== null && pattern.test(trimmed)));
+  };
+  if (fits(textOf(row, nodeText))) return true;
+  const walker = row.ownerDocument.createTreeWalker(row, 1 /* NodeFilter.SHOW_ELEMENT */);
+  for (let element = walker.nextNode(); element; element = walker.nextNode()) {
+    if (fits(textOf(element, nodeText))) return true;
   }
   return false;
 }

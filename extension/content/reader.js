@@ -1,30 +1,35 @@
 // Reads the conversation from the page, as the profile describes it, and reports each message once:
 // new messages, edits (the text of a known message changed) and deletions (the row shows the console's
-// deleted marker). It reads through the masker, so it always sees the text the console wrote.
+// deleted marker, or, for consoles that take deleted messages out, it left the list between two
+// messages that stayed). It reads through the masker, so it always sees the text the console wrote.
 
-import { hasMarker, readField, safeClosest, safeMatches, safeQuery, safeQueryAll } from './profile.js';
+import { hasMarker, readField, safeClosest, safeMatches, safeQueryAll } from './profile.js';
 
 const MAX_REMEMBERED = 20000; // message ids remembered per tab, so a re-rendered row is not reported again
 
 export class Reader {
   /** profile: the console profile; masker: for original text; emit(event): hands an event on. */
-  constructor({ profile, masker, emit, location = globalThis.location }) {
+  constructor({ profile, masker, emit, location = globalThis.location, document: doc = globalThis.document }) {
     this.profile = profile;
     this.messages = profile.messages;
     this.masker = masker;
     this.emit = emit;
     this.location = location;
+    this.document = doc;
+    this.nodeText = masker.nodeText;
     this.known = new Map(); // "conversation key\u0000message id" → { text, deleted }
+    this.order = { key: null, ids: [] }; // the open conversation's message ids, in page order
   }
 
-  textOf = (element) => this.masker.textOf(element);
+  context(extra = {}) {
+    return { nodeText: this.nodeText, url: this.location.href, ...extra };
+  }
 
   conversation() {
     const spec = this.profile.conversation ?? {};
-    const context = { textOf: this.textOf, url: this.location.href };
-    const title = readField(spec.title, document, context);
-    const key = readField(spec.key, document, { ...context, title }) ?? title ?? this.location.pathname;
-    const customer = readField(spec.customer, document, { ...context, title });
+    const title = readField(spec.title, this.document, this.context());
+    const key = readField(spec.key, this.document, this.context({ title })) ?? title ?? this.location.pathname;
+    const customer = readField(spec.customer, this.document, this.context({ title }));
     const conversation = { key: key.slice(0, 200) };
     if (title) conversation.title = title.slice(0, 200);
     if (customer) conversation.customer = customer.slice(0, 200);
@@ -32,58 +37,65 @@ export class Reader {
   }
 
   account() {
-    const value = readField(this.profile.account, document, { textOf: this.textOf, url: this.location.href });
+    const value = readField(this.profile.account, this.document, this.context());
     return value ? value.slice(0, 200) : null;
   }
 
-  // Rows touched by these records (added, or holding a changed node).
+  // Rows touched by these records (added, or holding a changed node), and the ids of rows taken out.
   rowsIn(records) {
     const rows = new Set();
+    const removed = new Set();
+    const rowsUnder = (node) => (safeMatches(node, this.messages.row) ? [node] : [])
+      .concat(safeQueryAll(node, this.messages.row));
     for (const record of records) {
       const row = safeClosest(record.target, this.messages.row);
       if (row) rows.add(row);
-      for (const node of record.addedNodes ?? []) {
+      for (const node of record.addedNodes ?? []) if (node.nodeType === 1) rowsUnder(node).forEach((r) => rows.add(r));
+      for (const node of record.removedNodes ?? []) {
         if (node.nodeType !== 1) continue;
-        if (safeMatches(node, this.messages.row)) rows.add(node);
-        for (const inner of safeQueryAll(node, this.messages.row)) rows.add(inner);
+        for (const gone of rowsUnder(node)) {
+          const id = readField(this.messages.id, gone, this.context());
+          if (id) removed.add(id);
+        }
       }
     }
-    return rows;
+    return { rows, removed };
   }
 
   process(records) {
-    const rows = this.rowsIn(records);
-    if (rows.size > 0) this.readRows(rows);
-  }
-
-  scan(root = document) {
-    this.readRows(safeQueryAll(root, this.messages.row));
-  }
-
-  readRows(rows) {
+    const { rows, removed } = this.rowsIn(records);
+    if (rows.size === 0 && removed.size === 0) return;
     const conversation = this.conversation();
     const account = this.account();
     for (const row of rows) if (row.isConnected) this.readRow(row, conversation, account);
+    if (this.messages.deleted?.removed && this.messages.id) this.noticeRemovals(removed, conversation, account);
+  }
+
+  scan(root = this.document) {
+    const conversation = this.conversation();
+    const account = this.account();
+    for (const row of safeQueryAll(root, this.messages.row)) this.readRow(row, conversation, account);
+    if (this.messages.deleted?.removed && this.messages.id) this.noticeRemovals(new Set(), conversation, account);
   }
 
   direction(row) {
     const outgoing = this.messages.outgoing;
-    return safeMatches(row, outgoing) || safeQuery(row, outgoing) || safeClosest(row, outgoing) ? 'out' : 'in';
+    if (typeof outgoing === 'string' && safeClosest(row, outgoing)) return 'out';
+    return hasMarker(row, outgoing, this.nodeText) ? 'out' : 'in';
   }
 
   readRow(row, conversation, account) {
-    const text = readField(this.messages.text, row, { textOf: this.textOf }) ?? '';
-    const deleted = hasMarker(row, this.messages.deleted, this.textOf);
+    const text = readField(this.messages.text, row, this.context()) ?? '';
+    const deleted = hasMarker(row, this.messages.deleted, this.nodeText);
     const direction = this.direction(row);
-    const sentAt = parseTime(readField(this.messages.time, row, { textOf: this.textOf }));
-    const id = readField(this.messages.id, row, { textOf: this.textOf }) ?? stableId(direction, sentAt, text);
+    const sentAt = parseTime(readField(this.messages.time, row, this.context()));
+    const id = readField(this.messages.id, row, this.context()) ?? stableId(direction, sentAt, text);
     const memoryKey = `${conversation.key}\u0000${id}`;
     const before = this.known.get(memoryKey);
     const common = { conversation, ...(account ? { account } : {}), message_id: id.slice(0, 200) };
     if (!before) {
       if (deleted) {
-        // first seen already deleted (history): nothing to report but the marker
-        this.remember(memoryKey, { text, deleted });
+        this.remember(memoryKey, { text, deleted }); // first seen already deleted (history)
         return;
       }
       if (text === '') return; // a row still being built; its text comes in a later mutation
@@ -95,10 +107,36 @@ export class Reader {
       this.remember(memoryKey, { text: before.text, deleted: true });
       this.emit({ type: 'message_deleted', ...common, text: before.text });
     } else if (!deleted && text !== '' && text !== before.text) {
-      this.remember(memoryKey, { text, deleted: false });
       // the console's edited marker is not required: some consoles re-render an edit without one
+      this.remember(memoryKey, { text, deleted: false });
       this.emit({ type: 'message_edited', ...common, text, previous_text: before.text });
     }
+  }
+
+  // For consoles that take a deleted message out of the list: an id that left while the messages on
+  // both sides of it stayed, in the same conversation, was deleted; rows leaving with a conversation
+  // switch or from either end of the list (the console unloading what is far from view) were not.
+  noticeRemovals(removed, conversation, account) {
+    const previous = this.order;
+    const rows = safeQueryAll(this.document, this.messages.row);
+    const ids = rows.map((row) => readField(this.messages.id, row, this.context())).filter(Boolean);
+    this.order = { key: conversation.key, ids };
+    if (previous.key !== conversation.key || removed.size === 0) return;
+    const present = new Set(ids);
+    previous.ids.forEach((id, index) => {
+      if (!removed.has(id) || present.has(id)) return;
+      const before = previous.ids.slice(0, index).reverse().find((other) => !removed.has(other));
+      const after = previous.ids.slice(index + 1).find((other) => !removed.has(other));
+      if (!before || !after || !present.has(before) || !present.has(after)) return;
+      const memoryKey = `${conversation.key}\u0000${id}`;
+      const known = this.known.get(memoryKey);
+      if (!known || known.deleted) return;
+      this.remember(memoryKey, { text: known.text, deleted: true });
+      this.emit({
+        type: 'message_deleted', conversation, ...(account ? { account } : {}), message_id: id.slice(0, 200),
+        text: known.text,
+      });
+    });
   }
 
   remember(key, value) {
@@ -114,6 +152,7 @@ function parseTime(value) {
   if (!value) return null;
   if (/^\d{10}$/.test(value)) return Number(value) * 1000;
   if (/^\d{13}$/.test(value)) return Number(value);
+  if (!/\d{4}-\d{2}-\d{2}/.test(value)) return null;
   const ms = Date.parse(value);
   return Number.isFinite(ms) ? ms : null;
 }

@@ -10,7 +10,7 @@ import { Engine } from '../../extension/engine/checker.js';
 import { Guard } from '../../extension/content/guard.js';
 import { Masker } from '../../extension/content/masker.js';
 import { Outlet } from '../../extension/content/outlet.js';
-import { matchPatternToRegExp, profileForUrl, readField } from '../../extension/content/profile.js';
+import { hasMarker, matchPatternToRegExp, profileForUrl, readField } from '../../extension/content/profile.js';
 import { pseudonym } from '../../extension/content/pseudonym.js';
 import { Reader, stableId } from '../../extension/content/reader.js';
 
@@ -78,6 +78,12 @@ describe('profile', () => {
     assert.equal(readField({ from: 'url', pattern: '/c/(\\d+)' }, document, { url: window.location.href }), '1');
     assert.equal(readField('.nothing', document), null);
     assert.equal(readField('][ broken', document), null, 'a broken selector reads as nothing');
+    assert.equal(readField(['.nothing', { selector: '#conv', attribute: 'data-key' }], document), 'conv-42',
+      'a list of fields: the first with a value');
+    const row = page('<div class="m"><span class="t">hello <i class="time">10:32 edited</i></span></div>');
+    assert.equal(readField({ selector: '.t', exclude: '.time' }, row.document), 'hello');
+    assert.ok(hasMarker(row.document.querySelector('.m'), { pattern: '^\\d{2}:\\d{2} edited$' }));
+    assert.ok(!hasMarker(row.document.querySelector('.m'), { text: ['edited'] }));
   });
 });
 
@@ -160,6 +166,22 @@ describe('Reader', { skip: missing }, () => {
     });
     assert.deepEqual([events[3].type, events[3].text], ['message_deleted', '电话 13812345678']);
     delete global.document;
+  });
+
+  it('notices a message taken out between two that stayed (consoles without a deleted marker)', async () => {
+    const profile = { ...PROFILE, messages: { ...PROFILE.messages, deleted: { removed: true } } };
+    const rows = ['m1', 'm2', 'm3'].map((id) => `<div class="row" data-id="${id}"><span class="text">t ${id}</span></div>`);
+    const window = page(`<div id="conv" data-key="k1"></div><div id="list">${rows.join('')}</div>`);
+    const events = [];
+    const masker = new Masker({ engine: new Engine(payload), profile });
+    const reader = new Reader({ profile, masker, emit: (e) => events.push(e), location: window.location,
+      document: window.document });
+    reader.scan(window.document);
+    const list = window.document.querySelector('#list');
+    await mutate(window, masker, reader, () => list.querySelector('[data-id=m2]').remove());
+    await mutate(window, masker, reader, () => list.querySelector('[data-id=m3]').remove()); // the end: unloaded
+    assert.deepEqual(events.filter((e) => e.type === 'message_deleted').map((e) => [e.message_id, e.text]),
+      [['m2', 't m2']]);
   });
 
   it('makes a stable id for rows without one', () => {
