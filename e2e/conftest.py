@@ -2,7 +2,9 @@
 
 Fixtures compose: `veil_server` (one demo instance per session; tests compare before and after
 rather than assume an empty database) and `browser` (a fresh profile per test with dist/extension
-loaded). The extension is built once per session if dist/ is missing or stale.
+loaded). The extension is built once per session if dist/ is missing or stale. `console_pages` serves
+the simulated chat consoles in e2e/pages/ and records what they send; `plain_browser` is Chromium
+without the extension, for checking those pages themselves.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ import json
 import os
 import shutil
 import subprocess
+import threading
+from dataclasses import dataclass, field
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +27,7 @@ from tests.live_server import REPO, VeilServer, running_server  # noqa: F401  (V
 
 EXTENSION_SOURCE = REPO / "extension"
 EXTENSION_DIST = REPO / "dist" / "extension"
+CONSOLE_PAGES = REPO / "e2e" / "pages"
 CHROMIUM = os.environ.get("VEIL_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("VEIL_CHROMEDRIVER", "/usr/bin/chromedriver")
 
@@ -73,8 +80,7 @@ def veil_server(tmp_path_factory: pytest.TempPathFactory):
         yield server
 
 
-@pytest.fixture
-def browser(chromium: str, extension_dir: Path, tmp_path: Path):
+def start_chromium(chromium: str, profile: Path, *flags: str):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -82,14 +88,96 @@ def browser(chromium: str, extension_dir: Path, tmp_path: Path):
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", f"--load-extension={extension_dir}",
-                 f"--disable-extensions-except={extension_dir}"):
+                 f"--user-data-dir={profile}", *flags):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+@pytest.fixture
+def browser(chromium: str, extension_dir: Path, tmp_path: Path):
+    driver = start_chromium(chromium, tmp_path / "profile", f"--load-extension={extension_dir}",
+                            f"--disable-extensions-except={extension_dir}")
     try:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="session")
+def plain_browser(chromium: str, tmp_path_factory: pytest.TempPathFactory):
+    """One Chromium without the extension for the session: each test loads its page afresh."""
+    driver = start_chromium(chromium, tmp_path_factory.mktemp("plain") / "profile")
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@dataclass
+class ConsolePages:
+    """The e2e/pages server: `url` is its origin, `sent` every body POSTed to /e2e/sent, oldest first."""
+
+    url: str
+    sent: list[dict] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, body: dict) -> None:
+        with self.lock:
+            self.sent.append(body)
+
+    def recorded(self) -> list[dict]:
+        with self.lock:
+            return list(self.sent)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.sent.clear()
+
+
+class ConsolePageHandler(SimpleHTTPRequestHandler):
+    """Static files from e2e/pages/, and POST /e2e/sent into the recorder; nothing of the Flask app."""
+
+    def __init__(self, *args, pages: ConsolePages, **kwargs):
+        self.pages = pages
+        super().__init__(*args, directory=str(CONSOLE_PAGES), **kwargs)
+
+    def do_POST(self) -> None:
+        if self.path != "/e2e/sent":
+            self.send_error(404)
+            return
+        try:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        except ValueError:
+            self.send_error(400, "not JSON")
+            return
+        self.pages.record(body)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args) -> None:
+        pass  # one line per request would bury the test output
+
+
+@pytest.fixture(scope="session")
+def console_pages_server():
+    pages = ConsolePages(url="")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(ConsolePageHandler, pages=pages))
+    pages.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, name="console-pages", daemon=True)
+    thread.start()
+    try:
+        yield pages
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def console_pages(console_pages_server: ConsolePages) -> ConsolePages:
+    """The session's page server with an empty recorder."""
+    console_pages_server.clear()
+    return console_pages_server
 
 
 @pytest.fixture
