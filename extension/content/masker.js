@@ -33,6 +33,9 @@ export class Masker {
     this.regions = profile.mask?.regions?.length ? profile.mask.regions : null;
     this.skip = (profile.mask?.skip ?? []).concat(profile.composer?.input ?? []).join(', ') || null;
     this.names = (profile.mask?.names ?? []).join(', ') || null;
+    // Inline elements that are not part of the text around them (a message's time): units of their own.
+    // The message text's `exclude` says which they are; `mask.separate` may add more.
+    this.separate = [...(profile.mask?.separate ?? []), ...excludes(profile.messages?.text)].join(', ') || null;
     this.salt = salt;
     this.original = new WeakMap(); // text node → the console's own text
     this.written = new WeakMap(); // text node → the masked text this masker wrote
@@ -77,9 +80,20 @@ export class Masker {
     return this.regions.some((region) => safeClosest(element, region) !== null);
   }
 
+  // A customer's name (profile `mask.names`) is a unit of its own even when it is an inline element.
+  isName(element) {
+    return this.names !== null && safeMatches(element, this.names);
+  }
+
+  isSeparate(element) {
+    return this.isName(element) || (this.separate !== null && safeMatches(element, this.separate));
+  }
+
   unitOf(node) {
     let element = node.nodeType === ELEMENT_NODE ? node : node.parentElement;
-    while (element && INLINE.has(element.tagName) && element.parentElement) element = element.parentElement;
+    while (element && INLINE.has(element.tagName) && !this.isSeparate(element) && element.parentElement) {
+      element = element.parentElement;
+    }
     return element;
   }
 
@@ -89,7 +103,8 @@ export class Masker {
     const visit = (parent) => {
       for (let child = parent.firstChild; child; child = child.nextSibling) {
         if (child.nodeType === TEXT_NODE) nodes.push(child);
-        else if (child.nodeType === ELEMENT_NODE && INLINE.has(child.tagName) && !child.hasAttribute(UI_ATTRIBUTE)) {
+        else if (child.nodeType === ELEMENT_NODE && INLINE.has(child.tagName) && !child.hasAttribute(UI_ATTRIBUTE)
+          && !this.isSeparate(child)) {
           visit(child);
         }
       }
@@ -109,13 +124,30 @@ export class Masker {
     if (whole.trim() === '') return;
     const result = this.engine.mask(whole);
     let shown = result.text;
-    if (result.spans.length > 0) {
-      this.masked += result.spans.length;
-      if (this.names && safeMatches(unit, this.names) && isWholly(whole, result.spans)) {
-        shown = this.nameFor(whole);
-      }
-    }
+    this.masked += result.spans.length;
+    if (nodes.length > 1) shown = this.maskEachNode(texts, result.spans, shown);
+    if (result.spans.length > 0 && this.isName(unit) && isWholly(whole, result.spans)) shown = this.nameFor(whole);
     this.distribute(nodes, texts, shown);
+  }
+
+  // Each text node is also masked on its own: a console may glue a time or a label to the end of the text
+  // with no space ("…13812345678" + "12:56"), which reads as one longer number when joined.
+  maskEachNode(texts, unitSpans, shown) {
+    const points = Array.from(shown);
+    let offset = 0;
+    for (const text of texts) {
+      const own = this.engine.mask(text);
+      const length = Array.from(text).length;
+      if (own.spans.length > 0) {
+        const ownPoints = Array.from(own.text);
+        const original = Array.from(text);
+        for (let i = 0; i < length; i++) if (ownPoints[i] !== original[i]) points[offset + i] = ownPoints[i];
+        this.masked += own.spans.filter((span) => !unitSpans.some(
+          (u) => u.start < offset + span.end && offset + span.start < u.end)).length;
+      }
+      offset += length;
+    }
+    return points.join('');
   }
 
   // The pseudonym a customer named by their identifier is shown under.
@@ -237,6 +269,12 @@ export class Masker {
     for (const unit of units) if (unit?.isConnected) this.maskUnit(unit);
     for (const element of elements) if (element.isConnected) this.maskAttributes(element);
   }
+}
+
+// The `exclude` selectors of a profile field (a field, or a list of them).
+function excludes(field) {
+  if (Array.isArray(field)) return field.flatMap(excludes);
+  return field && typeof field === 'object' && field.exclude ? [field.exclude] : [];
 }
 
 // The agent types in editable elements (isContentEditable, or the attribute where a DOM lacks it).

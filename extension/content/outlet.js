@@ -9,7 +9,7 @@ const RETRY_MS = 2000;
 const MAX_PENDING = 5000; // a page that cannot reach its worker for hours keeps the newest events
 
 export class Outlet {
-  constructor({ console: consoleId, send, now = () => Date.now(), setTimer = setTimeout, newId }) {
+  constructor({ console: consoleId, send, now = () => Date.now(), setTimer = (fn, ms) => setTimeout(fn, ms), newId }) {
     this.console = consoleId;
     this.send = send;
     this.now = now;

@@ -101,6 +101,16 @@ describe('Masker', { skip: missing }, () => {
     assert.equal(masker.textOf(p), '+86 13812345678 ok', 'the original is still readable to the extension');
   });
 
+  it('masks a number the console glued to a time with no space between', () => {
+    const window = page('<div class="text"><span>Call me: +86 13812345678</span><span class="time">12:56</span></div>'
+      + '<div class="text"><span>jane.doe@example.com</span><span>12:58</span></div>');
+    const masker = new Masker({ engine: new Engine(payload), profile: PROFILE });
+    masker.maskTree(window.document.documentElement);
+    const [first, second] = window.document.querySelectorAll('.text');
+    assert.equal(first.textContent, 'Call me: +** *******567812:56');
+    assert.equal(second.textContent, '********@example.com12:58');
+  });
+
   it('masks again when the console re-renders, and ignores its own writes', async () => {
     const window = page('<div class="row"><span class="text">hello</span></div>');
     const masker = new Masker({ engine: new Engine(payload), profile: PROFILE });
