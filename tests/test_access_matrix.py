@@ -13,7 +13,8 @@ import zipfile
 
 import pytest
 
-from backend.extensions import socketio
+from backend.extensions import db, socketio
+from backend.models import User
 from tests.conftest import device_token, sign_in
 
 ROLES = ("owner", "admin", "supervisor", "agent")
@@ -80,6 +81,7 @@ ROUTES = {
     "panel.rules_save": ("POST", lambda o: "/rules", {"form": {"words__abuse": "idiot", "action__abuse": "warn",
                                                                "allow": "", "note": "matrix"}}, MANAGERS, 302),
     "panel.rules_import": ("POST", lambda o: "/rules/import", {"form": {}}, MANAGERS, 302),
+    "panel.rules_consoles_save": ("POST", lambda o: "/rules/consoles", {"form": {}}, MANAGERS, 302),
 }
 
 # Cases whose path or body names an object of a tenant: the other tenant's object must be "not found".
@@ -190,6 +192,7 @@ EVENTS = {
     ("/agent", "connect"): "device",
     ("/agent", "disconnect"): "device",
     ("/agent", "heartbeat"): "device",
+    ("/agent", "events"): "device",
     ("/panel", "connect"): ALL,
     ("/panel", "watch_conversation"): STAFF,
 }
@@ -205,6 +208,19 @@ def test_every_event_has_a_case(app):
     }
     assert sorted(registered - EVENTS.keys()) == [], "Socket.IO events without an access-matrix case"
     assert sorted(registered - POLICY.keys()) == []
+
+
+# What each device event is sent in the matrix; its answer must be ok for a live device.
+DEVICE_EVENT_PAYLOADS = {
+    "heartbeat": {"sent_at": "2026-01-01T00:00:00Z"},
+    "events": {"v": 1, "events": []},
+}
+
+
+def test_every_device_event_has_a_payload():
+    device_events = {event for (namespace, event), who in EVENTS.items()
+                     if who == "device" and event not in ("connect", "disconnect")}
+    assert sorted(device_events ^ DEVICE_EVENT_PAYLOADS.keys()) == []
 
 
 def test_agent_namespace_needs_a_live_device_token(app, orgs):
@@ -236,6 +252,25 @@ def test_agent_namespace_needs_a_live_device_token(app, orgs):
     assert not sio.is_connected("/agent"), "a revoked device's connection is dropped"
     again = socketio.test_client(app, namespace="/agent", auth={"token": token})
     assert not again.is_connected("/agent")
+
+
+@pytest.mark.parametrize("event", sorted(DEVICE_EVENT_PAYLOADS))
+def test_device_events_need_a_live_device(app, orgs, event):
+    own, _other = orgs
+    payload = DEVICE_EVENT_PAYLOADS[event]
+    sio = socketio.test_client(app, namespace="/agent", auth={"token": device_token(app, own.device_id)})
+    assert sio.emit(event, payload, namespace="/agent", callback=True)["ok"] is True
+    # a panel socket (even the owner's) has no such event
+    flask_client = app.test_client()
+    sign_in(flask_client, own.users["owner"])
+    panel = socketio.test_client(app, namespace="/panel", flask_test_client=flask_client)
+    assert panel.emit(event, payload, namespace="/panel", callback=True) is None
+    with app.app_context():
+        db.session.get(User, own.agent.id).is_active = False
+        db.session.commit()
+    ack = sio.emit(event, payload, namespace="/agent", callback=True)
+    assert ack["ok"] is False and ack["error"]["code"] == "unauthorized"
+    assert not sio.is_connected("/agent")
 
 
 @pytest.mark.parametrize("role", (*ROLES, None))

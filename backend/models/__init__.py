@@ -3,7 +3,7 @@
 from backend.models.audit import AuditLogEntry
 from backend.models.auth import ApiToken, LoginAttempt, WebSession
 from backend.models.behaviour import BehaviourEvent
-from backend.models.chat import ChatAccount, Conversation, Message
+from backend.models.chat import ChatAccount, Conversation, Message, MessageRevision
 from backend.models.devices import Device
 from backend.models.rules import RuleSetVersion
 from backend.models.tenancy import ROLES, Department, Role, Tenant, User, department_members
@@ -19,6 +19,7 @@ __all__ = [
     "Device",
     "LoginAttempt",
     "Message",
+    "MessageRevision",
     "Role",
     "RuleSetVersion",
     "Tenant",

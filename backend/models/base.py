@@ -1,10 +1,13 @@
-"""Column helpers shared by every model."""
+"""Column helpers shared by every model, and the one insert that tolerates a row already being there."""
 
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from backend.extensions import db
 
 
 def utcnow() -> datetime:
@@ -35,3 +38,15 @@ def created_at_column() -> Mapped[datetime]:
 def iso(value: datetime | None) -> str | None:
     """ISO 8601 for JSON, or None."""
     return value.isoformat() if value else None
+
+
+def insert_if_absent(model, values: dict) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING: the new row's id, or None when one of its unique keys is taken.
+
+    Safe against a racing writer without savepoints: on PostgreSQL an insert of a key that another open
+    transaction has just inserted waits for it, then does nothing if it committed; SQLite has one writer.
+    """
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(model).values(**values).on_conflict_do_nothing().returning(model.id)
+    return db.session.execute(statement).scalar_one_or_none()

@@ -10,6 +10,22 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backend.extensions import db
 from backend.models.base import UTCDateTime, created_at_column, iso
 
+# Kinds the extension reports as `behaviour` events (event protocol v1). extension/shared/events.js keeps
+# the same list, and tests/test_ingest.py checks that the two agree.
+REPORTED_KINDS = (
+    "send_blocked",
+    "send_warned",
+    "bulk_copy",
+    "contact_request",
+    "extension_disabled",
+    "offline_use",
+    "reveal_requested",
+)
+# Types the server records itself while storing what a device sent.
+MESSAGE_EDITED = "message_edited"
+MESSAGE_DELETED = "message_deleted"
+SERVER_RULE_HIT = "server_rule_hit"
+
 
 class BehaviourEvent(db.Model):
     __tablename__ = "behaviour_event"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.extensions import db
@@ -21,10 +21,16 @@ DIRECTIONS = ("in", "out")
 
 
 class ChatAccount(db.Model):
-    """The account an agent operates on one platform (whatsapp, telegram, messenger, line, web…)."""
+    """The account an agent operates on one platform (whatsapp, telegram, messenger, line, web…).
+
+    Keyed per agent: agents on shifts often share one company number, and each of them gets a row of
+    their own, so an agent's device only ever writes into that agent's conversations.
+    """
 
     __tablename__ = "chat_account"
-    __table_args__ = (UniqueConstraint("tenant_id", "platform", "handle"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "agent_id", "platform", "handle", name="uq_chat_account_agent_handle"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
@@ -71,11 +77,16 @@ class Conversation(db.Model):
 
 
 class Message(db.Model):
-    """A message as read from the console. (device_id, client_event_id) makes a retried upload idempotent."""
+    """A message as read from the console. (device_id, client_event_id) makes a retried upload idempotent,
+    and (conversation_id, console_message_id) keeps a row re-read after a page reload from being stored twice.
+
+    `text` is the message as first logged and never changes; edits and the deletion are `MessageRevision`s.
+    """
 
     __tablename__ = "message"
     __table_args__ = (
         UniqueConstraint("device_id", "client_event_id"),
+        UniqueConstraint("conversation_id", "console_message_id", name="uq_message_console_id"),
         Index("ix_message_conversation_sent", "conversation_id", "sent_at"),
     )
 
@@ -84,15 +95,24 @@ class Message(db.Model):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
     device_id: Mapped[int | None] = mapped_column(ForeignKey("device.id", ondelete="SET NULL"))
     client_event_id: Mapped[str | None] = mapped_column(String(64))
+    # The console's own id for the row (or one the content script made stable).
+    console_message_id: Mapped[str | None] = mapped_column(String(200))
     direction: Mapped[str] = mapped_column(String(3))
     text: Mapped[str] = mapped_column(Text)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = created_at_column()
+    # The server's own check of an outgoing message: {"action", "findings", "rules"} (rules: payload hash).
+    server_check: Mapped[dict | None] = mapped_column(JSON)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set when a supervisor wrote the message from the panel (intervention).
     author_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
 
     conversation: Mapped[Conversation] = relationship()
     device: Mapped[Device | None] = relationship()
+    revisions: Mapped[list[MessageRevision]] = relationship(
+        back_populates="message", order_by="MessageRevision.id", lazy="selectin"
+    )
 
     def to_dict(self) -> dict:
         return {
@@ -102,4 +122,33 @@ class Message(db.Model):
             "text": self.text,
             "sent_at": iso(self.sent_at),
             "author_user_id": self.author_user_id,
+            "edited_at": iso(self.edited_at),
+            "deleted_at": iso(self.deleted_at),
+            "revisions": [r.to_dict() for r in self.revisions],
         }
+
+
+REVISION_KINDS = ("edit", "delete")
+
+
+class MessageRevision(db.Model):
+    """A later version of a message: an edit (the new text) or the deletion (the last text seen)."""
+
+    __tablename__ = "message_revision"
+    __table_args__ = (UniqueConstraint("device_id", "client_event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"), index=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("device.id", ondelete="SET NULL"))
+    client_event_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = created_at_column()
+    server_check: Mapped[dict | None] = mapped_column(JSON)
+
+    message: Mapped[Message] = relationship(back_populates="revisions")
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "text": self.text, "at": iso(self.occurred_at)}

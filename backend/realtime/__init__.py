@@ -1,8 +1,9 @@
 """Socket.IO: `/agent` for extensions (device token), `/panel` for signed-in panel users.
 
-Rooms: `tenant:<id>` and `department:<id>` (staff only), `user:<id>`, `agent:<id>`, `device:<id>`,
-`conversation:<id>`. Emitting goes
-through the configured message queue, so any server process reaches every room.
+Rooms in `/panel`: `tenant:<id>` and `department:<id>` (staff only), `user:<id>`, `conversation:<id>`.
+Rooms in `/agent`: `device:<id>`, `agent:<id>`, `tenant:<id>` (the tenant's devices). Emitting goes
+through the configured message queue, so any server process reaches every room. What services announce
+(`backend.services.signals`) is turned into pushes here, after the commit (`broadcast.after_commit`).
 """
 
 from backend.realtime import agent_events, panel_events  # noqa: F401  (handlers register on import)

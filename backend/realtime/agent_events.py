@@ -1,16 +1,30 @@
-"""`/agent` namespace: the extension's connection. The device token is checked on connect."""
+"""`/agent` namespace: the extension's connection. The device token is checked on connect.
+
+Rooms: `device:<id>`, `agent:<id>` and `tenant:<id>` (every device of the tenant; rooms are per
+namespace, so this is not the panel's staff-only room of the same name).
+"""
 
 from __future__ import annotations
 
+from itertools import count
+
 from flask_socketio import join_room
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from backend.extensions import db, socketio
 from backend.models import Device
 from backend.models.base import utcnow
+from backend.realtime.broadcast import after_commit
 from backend.realtime.guard import forget_connection, guarded, refuse, remember_device
+from backend.services import ingest
 from backend.services.devices import device_for_token, record_heartbeat
+from backend.services.signals import rule_set_saved
 
 NAMESPACE = "/agent"
+
+
+def tenant_room(tenant_id: int) -> str:
+    return f"tenant:{tenant_id}"
 
 
 @socketio.on("connect", namespace=NAMESPACE)
@@ -23,6 +37,7 @@ def connect(auth=None):
     remember_device(device, NAMESPACE)
     join_room(f"device:{device.id}")
     join_room(f"agent:{device.agent_id}")
+    join_room(tenant_room(device.tenant_id))
     record_heartbeat(device)
     db.session.commit()
 
@@ -39,3 +54,28 @@ def heartbeat(device: Device, payload=None):
     record_heartbeat(device)
     db.session.commit()
     return {"ok": True, "server_time": utcnow().isoformat()}
+
+
+@socketio.on("events", namespace=NAMESPACE)
+@guarded(NAMESPACE, "events")
+def events(device: Device, payload=None, *_extra):
+    ingest.admit_batch(device, payload)
+    items = ingest.read_batch(payload)
+    for attempt in count(1):
+        try:
+            ack = ingest.store_batch(device, items)
+            db.session.commit()
+            return {"ok": True, **ack}
+        except (IntegrityError, OperationalError):
+            # Lost a race with another copy of this batch (deadlock, busy SQLite); what it stored is
+            # found as "stored before" on the next attempt.
+            db.session.rollback()
+            if attempt >= ingest.STORE_ATTEMPTS:
+                raise
+
+
+@rule_set_saved.connect
+def announce_rules(row, *, tenant_id: int, version_hash: str, **_extra) -> None:
+    """Every device of the tenant refetches GET /api/v1/rules once the new version is committed."""
+    after_commit(lambda: socketio.emit("rules_changed", {"version": version_hash}, namespace=NAMESPACE,
+                                       to=tenant_room(tenant_id)))

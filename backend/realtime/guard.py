@@ -44,8 +44,11 @@ def current_device(namespace: str) -> Device | None:
     return device
 
 
-def error_ack(code: str, message: str) -> dict:
-    return {"ok": False, "error": {"code": code, "message": message}}
+def error_ack(code: str, message: str, details: dict | None = None) -> dict:
+    error = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"ok": False, "error": error}
 
 
 def guarded(namespace: str, event: str):
@@ -69,7 +72,7 @@ def guarded(namespace: str, event: str):
                 return handler(actor, *args)
             except ApiError as err:
                 db.session.rollback()
-                return error_ack(err.code, err.message)
+                return error_ack(err.code, err.message, err.details)
             except Exception:
                 db.session.rollback()
                 log.exception("Socket.IO handler %s %s failed", namespace, event)

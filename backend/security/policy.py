@@ -78,12 +78,14 @@ ROUTES: dict[str, Access] = {
     "api.import_rules": MANAGERS,
     "panel.rules_save": MANAGERS,
     "panel.rules_import": MANAGERS,
+    "panel.rules_consoles_save": MANAGERS,
 }
 
 EVENTS: dict[tuple[str, str], Access] = {
     ("/agent", "connect"): DEVICE,
     ("/agent", "disconnect"): DEVICE,
     ("/agent", "heartbeat"): DEVICE,
+    ("/agent", "events"): DEVICE,
     ("/panel", "connect"): ANY_USER,
     ("/panel", "watch_conversation"): RECORD_READERS,
 }

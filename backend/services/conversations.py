@@ -1,4 +1,4 @@
-"""Reading conversations and messages within the actor's scope."""
+"""Conversations and messages: reading them within the actor's scope, and finding where a new one goes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from sqlalchemy import select
 from backend.errors import forbidden
 from backend.extensions import db
 from backend.models import ChatAccount, Conversation, Message, User
-from backend.models.base import utcnow
+from backend.models.base import insert_if_absent, utcnow
 from backend.security.identifiers import customer_pseudonym, customer_ref
 from backend.services.visibility import can_read_message_text, visible_agent_ids_query
 
@@ -38,21 +38,26 @@ def list_messages(actor: User, conversation: Conversation, *, after_id: int = 0,
     return list(db.session.scalars(query))
 
 
+def find_or_create_chat_account(agent: User, platform: str, handle: str) -> ChatAccount:
+    """The agent's own account row for `handle` on `platform`; another agent's row is never returned."""
+    insert_if_absent(ChatAccount, {"tenant_id": agent.tenant_id, "agent_id": agent.id, "platform": platform,
+                                   "handle": handle, "created_at": utcnow()})
+    return db.session.scalars(
+        select(ChatAccount).where(ChatAccount.tenant_id == agent.tenant_id, ChatAccount.agent_id == agent.id,
+                                  ChatAccount.platform == platform, ChatAccount.handle == handle)
+    ).one()
+
+
 def find_or_create_conversation(secret: str, account: ChatAccount, raw_customer_id: str) -> Conversation:
-    """The customer's identifier is turned into a keyed ref here and never stored as given."""
+    """The customer's identifier is turned into a keyed ref here and never stored as given.
+
+    Two devices logging a new customer at once both end up with the one row.
+    """
     ref = customer_ref(secret, account.tenant_id, raw_customer_id)
-    conversation = db.session.scalar(
+    insert_if_absent(Conversation, {
+        "tenant_id": account.tenant_id, "chat_account_id": account.id, "agent_id": account.agent_id,
+        "customer_ref": ref, "customer_pseudonym": customer_pseudonym(ref), "started_at": utcnow(),
+    })
+    return db.session.scalars(
         select(Conversation).where(Conversation.chat_account_id == account.id, Conversation.customer_ref == ref)
-    )
-    if conversation is None:
-        conversation = Conversation(
-            tenant_id=account.tenant_id,
-            chat_account=account,
-            agent_id=account.agent_id,
-            customer_ref=ref,
-            customer_pseudonym=customer_pseudonym(ref),
-            started_at=utcnow(),
-        )
-        db.session.add(conversation)
-        db.session.flush()
-    return conversation
+    ).one()

@@ -9,17 +9,21 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
 import zipfile
+from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from backend.engine import RulesError, compile_rules, load_rules_folder
+from backend.engine import Engine, RulesError, compile_rules, load_rules_folder
+from backend.engine.consoles import validate_console
 from backend.engine.rules import ACTIONS, MAX_WORD_LENGTH, SHARED_RULES, parse_list
 from backend.errors import ApiError
 from backend.extensions import db
 from backend.models import RuleSetVersion, Tenant, User
 from backend.services.audit import record_audit
+from backend.services.signals import rule_set_saved
 
 MAX_WORDS = 200_000
 CATEGORY_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -81,6 +85,8 @@ def validate_content(content: dict) -> dict:
     if not all(isinstance(a, str) for a in allow):
         raise ApiError(400, "invalid_rules", _("The allow list must be a list of strings."))
     cleaned = {"categories": clean, "allow": sorted({a.strip() for a in allow if a.strip()}), "settings": settings}
+    if "consoles" in content:
+        cleaned["consoles"] = validate_consoles(content["consoles"])
     for action in (settings.get("actions") or {}).values():
         if action not in ACTIONS:
             raise ApiError(400, "invalid_action", _("An action must be block, warn or log."))
@@ -91,8 +97,27 @@ def validate_content(content: dict) -> dict:
     return cleaned
 
 
+def validate_consoles(consoles: object) -> list[dict]:
+    """Console profiles as an admin gives them: each must pass the same checks as the shipped ones."""
+    if not isinstance(consoles, list) or not all(isinstance(c, dict) for c in consoles):
+        raise ApiError(400, "invalid_consoles", _("Console profiles must be a list of objects."))
+    seen = set()
+    for profile in consoles:
+        errors = validate_console(profile)
+        if errors:
+            raise ApiError(400, "invalid_console",
+                           _("Console profile %(id)s: %(error)s", id=str(profile.get("id", "?"))[:48],
+                             error="; ".join(errors[:5])))
+        if profile["id"] in seen:
+            raise ApiError(400, "invalid_console", _("Two console profiles are called %(id)s.", id=profile["id"]))
+        seen.add(profile["id"])
+    return sorted(consoles, key=lambda c: c["id"])
+
+
 def save_rule_set(actor: User, content: dict, note: str = "") -> RuleSetVersion:
     current = current_rule_set(actor.tenant)
+    if isinstance(content, dict) and "consoles" not in content and "consoles" in current.content:
+        content = {**content, "consoles": current.content["consoles"]}  # a save of words keeps the profiles
     cleaned = validate_content(content)
     digest = content_hash(cleaned)
     if digest == current.sha256:
@@ -105,6 +130,8 @@ def save_rule_set(actor: User, content: dict, note: str = "") -> RuleSetVersion:
     db.session.flush()
     record_audit("rules.save", actor=actor, target_type="rule_set", target_id=next_version,
                  details={"note": row.note, "changes": summarise_change(current.content, cleaned)})
+    payload, _text = compiled_payload(row)
+    rule_set_saved.send(row, tenant_id=row.tenant_id, version_hash=payload["hash"])
     return row
 
 
@@ -149,6 +176,31 @@ def compiled_payload(row: RuleSetVersion) -> tuple[dict, str]:
     return cached
 
 
+@dataclass
+class TenantEngine:
+    """A tenant's engine for one payload. `check` keeps a per-conversation window, so calls take the lock."""
+
+    engine: Engine
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_ENGINES: dict[int, TenantEngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def engine_for_tenant(tenant: Tenant) -> TenantEngine:
+    """The engine for the tenant's current rules: one per tenant and process, rebuilt when the rules change.
+
+    One per tenant, not per payload, because the split-number window remembers that tenant's conversations.
+    """
+    payload, _text = compiled_payload(current_rule_set(tenant))
+    with _ENGINES_LOCK:
+        cached = _ENGINES.get(tenant.id)
+        if cached is None or cached.engine.version != payload["hash"]:
+            cached = _ENGINES[tenant.id] = TenantEngine(Engine(payload))
+        return cached
+
+
 # ---- the rules folder format, for import and export ----------------------------------------------
 
 def export_zip(row: RuleSetVersion) -> bytes:
@@ -158,6 +210,9 @@ def export_zip(row: RuleSetVersion) -> bytes:
             archive.writestr(f"sensitive/{name}.txt", f"# {name}\n" + "".join(w + "\n" for w in words))
         archive.writestr("allow.txt", "".join(w + "\n" for w in row.content["allow"]))
         archive.writestr("settings.toml", to_toml(row.content.get("settings") or {}))
+        for profile in row.content.get("consoles", []):
+            archive.writestr(f"consoles/{profile['id']}.json",
+                             json.dumps(profile, ensure_ascii=False, indent=2) + "\n")
     return buffer.getvalue()
 
 
@@ -198,14 +253,17 @@ def import_zip(data: bytes) -> dict:
             # only the files of the format, never a path that climbs out
             if name == "allow.txt" or name == "settings.toml" or (
                 name.startswith("sensitive/") and name.endswith(".txt") and name.count("/") == 1
-            ):
+            ) or (name.startswith("consoles/") and name.endswith(".json") and name.count("/") == 1):
                 target = root / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(archive.read(member))
         try:
-            return load_rules_folder(root)
+            rules = load_rules_folder(root)
         except RulesError as err:
             raise ApiError(400, "invalid_rules", str(err).replace(folder, "")) from err
+        if not (root / "consoles").is_dir():
+            del rules["consoles"]  # an archive of words only keeps the tenant's console profiles
+        return rules
 
 
 def words_from_text(text: str, source: str) -> list[str]:

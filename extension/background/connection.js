@@ -30,18 +30,28 @@ function describe(enrolment) {
  * state the worker cannot rebuild from `store`, because Chrome stops the
  * worker whenever it likes; `start` is safe to call from every wake-up path.
  * `io` is socket.io-client's factory, passed in so node's tests can fake it.
+ * `onConnected(socket, enrolment)` and `onDisconnected()` let the event stream
+ * and the rules cache use the link; `report` adds their state to the status.
  */
-export function createConnection({ io, store, onStatus, timers = globalThis }) {
+export function createConnection({ io, store, onStatus, timers = globalThis, onConnected = () => {},
+  onDisconnected = () => {} }) {
   let socket = null;
   let heartbeatTimer = null;
   let retryTimer = null;
   let attempt = 0;
   let starting = null;
-  let status = describe(null);
+  // What the other parts of the worker report: events waiting in the outbox, the cached rules' version.
+  let reported = { outbox: 0, rulesVersion: null };
+  let status = { ...describe(null), ...reported };
 
   function publish(changes) {
     status = { ...status, ...changes };
     onStatus({ ...status });
+  }
+
+  function report(changes) {
+    reported = { ...reported, ...changes };
+    publish(changes);
   }
 
   function closeSocket() {
@@ -52,6 +62,7 @@ export function createConnection({ io, store, onStatus, timers = globalThis }) {
       socket = null;
       old.off();
       old.disconnect();
+      onDisconnected();
     }
   }
 
@@ -92,6 +103,7 @@ export function createConnection({ io, store, onStatus, timers = globalThis }) {
       publish({ connection: 'connected' });
       sendHeartbeat(current);
       heartbeatTimer = timers.setInterval(() => sendHeartbeat(current), HEARTBEAT_INTERVAL_MS);
+      onConnected(current, enrolment);
     });
     current.on('connect_error', () => {
       if (current !== socket) return;
@@ -133,9 +145,9 @@ export function createConnection({ io, store, onStatus, timers = globalThis }) {
     timers.clearTimeout(retryTimer);
     retryTimer = null;
     attempt = 0;
-    status = describe(null);
+    status = { ...describe(null), ...reported };
     return start();
   }
 
-  return { start, restart, getStatus: () => ({ ...status }) };
+  return { start, restart, report, getStatus: () => ({ ...status }) };
 }

@@ -3,9 +3,13 @@ import { MESSAGES } from '../shared/messages.js';
 import { normaliseEnrolmentCode } from '../shared/enrolment_code.js';
 import { normaliseServerUrl } from '../shared/server_url.js';
 import { createConnection } from './connection.js';
+import { injectIntoOpenTabs, registerConsoleScripts, seedRules } from './consoles.js';
 import { listen } from './dispatcher.js';
 import { EnrolmentError, enrolDevice } from './enrolment.js';
+import { openOutbox } from './outbox.js';
+import { createRulesSync } from './rules.js';
 import * as settings from './settings.js';
+import { createStream } from './stream.js';
 
 const WAKE_ALARM = 'veil-wake';
 
@@ -14,7 +18,46 @@ function broadcastStatus(status) {
   chrome.runtime.sendMessage({ type: MESSAGES.SW_TO_UI_STATUS_CHANGED, status }).catch(() => {});
 }
 
-const connection = createConnection({ io, store: settings, onStatus: broadcastStatus });
+// Service workers may not await at the top level, so the parts take the outbox as a promise.
+const outbox = openOutbox();
+const stream = createStream({ outbox, onCount: (n) => connection.report({ outbox: n }) });
+const rules = createRulesSync({ store: settings, onRules: useRules });
+const connection = createConnection({
+  io,
+  store: settings,
+  onStatus: broadcastStatus,
+  onConnected(socket, enrolment) {
+    socket.on('rules_changed', (data) => rules.sync(enrolment, typeof data?.version === 'string' ? data.version : null));
+    rules.sync(enrolment);
+    stream.attach(socket);
+  },
+  onDisconnected: () => stream.detach(),
+});
+
+let registration = Promise.resolve(null);
+
+/**
+ * Cached rules, new or not: the content script follows their console profiles
+ * (one registration at a time), the popup their version. A payload without a
+ * `consoles` list leaves the registration as it is.
+ */
+function useRules(cached) {
+  connection.report({ rulesVersion: cached?.version ?? null });
+  const consoles = cached?.payload?.consoles;
+  if (!Array.isArray(consoles)) return registration;
+  registration = registration.catch(() => null).then(() => registerConsoleScripts(consoles));
+  return registration;
+}
+
+// Every wake-up: the build's rules until the first sync, and the content script registered for them.
+async function startConsoles() {
+  try {
+    return await useRules(await seedRules());
+  } catch (error) {
+    console.error('Veil: could not start the content scripts', error);
+    return null;
+  }
+}
 
 async function currentStatus() {
   await connection.start();
@@ -45,6 +88,8 @@ async function enrol({ serverUrl, code, label }) {
 
 async function forgetDevice() {
   await settings.clearEnrolment();
+  // Unsent events belong to the device being forgotten; they cannot be sent as anyone else's.
+  await stream.clear();
   await connection.restart();
   return { ok: true, status: await currentStatus() };
 }
@@ -57,13 +102,25 @@ listen({
     await connection.start();
     return { ok: true };
   },
+  [MESSAGES.CONTENT_TO_SW_EVENTS]: async (message) => {
+    const answer = await stream.queue(message.events);
+    connection.start();
+    return answer;
+  },
 });
 
-chrome.runtime.onInstalled.addListener(() => connection.start());
+const consolesStarted = startConsoles();
+chrome.runtime.onInstalled.addListener(async () => {
+  connection.start();
+  const matches = await consolesStarted;
+  if (matches) await injectIntoOpenTabs(matches);
+});
 chrome.runtime.onStartup.addListener(() => connection.start());
 chrome.alarms.onAlarm.addListener((alarm) => {
   if (alarm.name === WAKE_ALARM) connection.start();
 });
-// Re-wakes a worker Chrome has stopped, so a dropped link comes back without waiting for a page.
+// Re-wakes a worker Chrome has stopped, so a dropped link comes back (and the outbox drains) without
+// waiting for a page.
 chrome.alarms.create(WAKE_ALARM, { periodInMinutes: 0.5 });
+stream.publishCount();
 connection.start();

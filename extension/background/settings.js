@@ -1,4 +1,6 @@
 // The only module that touches chrome.storage: everything else asks here.
+import { RULES_KEY } from '../shared/storage_keys.js';
+
 const ENROLMENT_KEY = 'enrolment';
 const LAST_HEARTBEAT_KEY = 'lastHeartbeatAt';
 const FALLBACK_SERVER_URL = 'http://127.0.0.1:5000';
@@ -13,6 +15,7 @@ export async function saveEnrolment(enrolment) {
   await chrome.storage.local.remove(LAST_HEARTBEAT_KEY);
 }
 
+// The cached rules stay: content scripts keep guarding with them until the next sync replaces them.
 export async function clearEnrolment() {
   await chrome.storage.local.remove([ENROLMENT_KEY, LAST_HEARTBEAT_KEY]);
 }
@@ -24,6 +27,16 @@ export async function loadLastHeartbeat() {
 
 export async function saveLastHeartbeat(isoTime) {
   await chrome.storage.local.set({ [LAST_HEARTBEAT_KEY]: isoTime });
+}
+
+/** The cached rules (see shared/storage_keys.js), or null before the first seed. */
+export async function loadRules() {
+  const stored = await chrome.storage.local.get(RULES_KEY);
+  return stored[RULES_KEY] ?? null;
+}
+
+export async function saveRules(rules) {
+  await chrome.storage.local.set({ [RULES_KEY]: rules });
 }
 
 /** The server URL the build was made for (config.json), offered before enrolment. */

@@ -7,6 +7,8 @@ export const MESSAGES = Object.freeze({
   UI_TO_SW_FORGET_DEVICE: 'ui>sw:forget-device',
   SW_TO_UI_STATUS_CHANGED: 'sw>ui:status-changed',
   CONTENT_TO_SW_PAGE_OPENED: 'content>sw:page-opened',
+  // {events: [...]} (event protocol v1, shared/events.js); answered {ok, queued, errors} once stored
+  CONTENT_TO_SW_EVENTS: 'content>sw:events',
 });
 
 // Who may send each message; the service worker's dispatcher checks the
@@ -17,4 +19,5 @@ export const SENDERS = Object.freeze({
   [MESSAGES.UI_TO_SW_FORGET_DEVICE]: 'ui',
   [MESSAGES.SW_TO_UI_STATUS_CHANGED]: 'sw',
   [MESSAGES.CONTENT_TO_SW_PAGE_OPENED]: 'content',
+  [MESSAGES.CONTENT_TO_SW_EVENTS]: 'content',
 });

@@ -1,5 +1,6 @@
 // Fills the status block shared by the options page and the popup. The
-// data-state / data-at attributes are there for the end-to-end tests.
+// data-state / data-at / data-count / data-version attributes are there for
+// the end-to-end tests.
 export function renderStatus(root, status) {
   const enrolment = root.querySelector('[data-field="enrolment"]');
   enrolment.dataset.state = status.enrolled ? 'enrolled' : 'not-enrolled';
@@ -17,4 +18,18 @@ export function renderStatus(root, status) {
   heartbeat.textContent = status.lastHeartbeatAt
     ? new Date(status.lastHeartbeatAt).toLocaleString(chrome.i18n.getUILanguage())
     : chrome.i18n.getMessage('lastHeartbeatNever');
+
+  const outbox = root.querySelector('[data-field="outbox"]');
+  if (outbox) {
+    outbox.dataset.count = String(status.outbox ?? 0);
+    outbox.textContent = (status.outbox ?? 0).toLocaleString(chrome.i18n.getUILanguage());
+  }
+
+  const rules = root.querySelector('[data-field="rules-version"]');
+  if (rules) {
+    rules.dataset.version = status.rulesVersion == null ? '' : String(status.rulesVersion);
+    rules.textContent = status.rulesVersion == null
+      ? chrome.i18n.getMessage('rulesVersionNone')
+      : String(status.rulesVersion);
+  }
 }

@@ -156,6 +156,35 @@ describe('createConnection', () => {
     assert.equal(sockets.length, 1);
   });
 
+  it('hands a connected socket to the stream and takes it back when the link drops', async () => {
+    const links = [];
+    const connection = createConnection({
+      io, store: memoryStore(ENROLMENT), onStatus: (s) => statuses.push(s), timers,
+      onConnected: (socket, enrolment) => links.push(['up', socket, enrolment.token]),
+      onDisconnected: () => links.push(['down']),
+    });
+    await connection.start();
+    assert.deepEqual(links, [], 'not before the server accepted the token');
+    sockets[0].emit('connect');
+    assert.deepEqual(links, [['up', sockets[0], 'dev-token']]);
+    sockets[0].emit('disconnect', 'transport close');
+    assert.deepEqual(links.at(-1), ['down']);
+  });
+
+  it('reports the outbox and the rules version in its status, across restarts', async () => {
+    const connection = make(memoryStore(ENROLMENT));
+    assert.equal(connection.getStatus().outbox, 0);
+    assert.equal(connection.getStatus().rulesVersion, null);
+    await connection.start();
+    connection.report({ outbox: 12 });
+    connection.report({ rulesVersion: 4 });
+    assert.equal(statuses.at(-1).outbox, 12);
+    assert.equal(statuses.at(-1).rulesVersion, 4);
+    await connection.restart();
+    assert.equal(connection.getStatus().outbox, 12);
+    assert.equal(connection.getStatus().rulesVersion, 4);
+  });
+
   it('starts afresh from the store on restart', async () => {
     const store = memoryStore(ENROLMENT);
     const connection = make(store);
