@@ -121,3 +121,72 @@ def test_panel_rules_page_edits_words_and_actions(client, orgs):
     payload = client.get("/api/v1/rules", headers=bearer(own)).get_json()
     assert payload["settings"]["actions"]["abuse"] == "log"
     assert payload["settings"]["contacts"]["action"] == "warn" and payload["settings"]["mask"]["style"] == "full"
+
+
+def test_console_profiles_travel_with_the_rules_and_an_admin_can_change_them(client, orgs):
+    own, _other = orgs
+    payload = client.get("/api/v1/rules", headers=bearer(own, "agent")).get_json()
+    shipped = {c["id"]: c for c in payload["consoles"]}
+    assert {"whatsapp", "telegram_k", "telegram_a", "messenger", "generic"} <= set(shipped)
+
+    # an in-house console: the generic profile with the company's address
+    source = client.get("/api/v1/rules/source", headers=bearer(own)).get_json()["rules"]
+    generic = {**shipped["generic"], "matches": ["https://crm.example.com/chat/*"]}
+    consoles = [generic if c["id"] == "generic" else c for c in shipped.values()]
+    response = client.put("/api/v1/rules", json={**source, "consoles": consoles, "note": "our CRM"},
+                          headers=bearer(own, "admin"))
+    assert response.status_code == 200, response.get_json()
+    served = client.get("/api/v1/rules", headers=bearer(own, "agent")).get_json()
+    assert served["hash"] != payload["hash"], "a profile change is a new version the extension fetches"
+    assert {c["id"]: c for c in served["consoles"]}["generic"]["matches"] == ["https://crm.example.com/chat/*"]
+
+    # saving words only keeps the profiles
+    words_only = {k: v for k, v in source.items() if k != "consoles"}
+    words_only["allow"] = [*source["allow"], "客服热线 400-000-0000"]
+    assert client.put("/api/v1/rules", json=words_only, headers=bearer(own)).status_code == 200
+    kept = client.get("/api/v1/rules", headers=bearer(own, "agent")).get_json()
+    assert {c["id"]: c for c in kept["consoles"]}["generic"]["matches"] == ["https://crm.example.com/chat/*"]
+
+    # exported and imported with the rest
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/api/v1/rules/export", headers=bearer(own)).data))
+    assert "consoles/generic.json" in archive.namelist()
+    assert "crm.example.com" in archive.read("consoles/generic.json").decode()
+
+    # a broken profile is refused with the field named, and changes nothing
+    broken = [{**generic, "messages": {**generic["messages"], "row": ""}}]
+    refused = client.put("/api/v1/rules", json={**source, "consoles": broken}, headers=bearer(own))
+    assert refused.status_code == 400 and "messages.row" in refused.get_json()["error"]["message"]
+    twice = client.put("/api/v1/rules", json={**source, "consoles": [generic, generic]}, headers=bearer(own))
+    assert twice.status_code == 400
+    assert client.put("/api/v1/rules", json={**source, "consoles": "nope"}, headers=bearer(own)).status_code == 400
+
+
+def test_panel_edits_adds_and_removes_console_profiles(client, orgs):
+    import html
+    import json
+
+    own, _other = orgs
+    csrf = sign_in(client, own.users["admin"])
+    page = client.get("/rules").get_data(as_text=True)
+    boxes = {name: html.unescape(text) for name, text in
+             re.findall(r'<textarea name="(console__[^"]+)"[^>]*>([^<]*)</textarea>', page)}
+    assert set(boxes) >= {"console__whatsapp", "console__generic"}
+    generic = json.loads(boxes["console__generic"])
+    generic["matches"] = ["https://crm.example.com/*"]
+    ours = {**generic, "id": "our_crm", "name": "Our CRM <b>", "matches": ["https://desk.example.com/*"]}
+    form = {**boxes, "csrf_token": csrf, "console__generic": json.dumps(generic), "delete__messenger": "on",
+            "new_console": json.dumps(ours), "note": "CRM profiles"}
+    assert client.post("/rules/consoles", data=form).status_code == 302
+    served = {c["id"]: c for c in client.get("/api/v1/rules", headers=bearer(own, "agent")).get_json()["consoles"]}
+    assert served["generic"]["matches"] == ["https://crm.example.com/*"]
+    assert served["our_crm"]["matches"] == ["https://desk.example.com/*"]
+    assert "messenger" not in served
+    page = client.get("/rules").get_data(as_text=True)
+    assert "Our CRM <b>" not in page and "Our CRM &lt;b&gt;" in page, "profile names are escaped"
+
+    # a broken box changes nothing and says why
+    version = client.get("/api/v1/rules", headers=bearer(own, "agent")).headers["X-Veil-Rules-Version"]
+    broken = {**form, "console__generic": "{not json", "new_console": "", "delete__messenger": ""}
+    response = client.post("/rules/consoles", data=broken, follow_redirects=True)
+    assert "not valid JSON" in response.get_data(as_text=True)
+    assert client.get("/api/v1/rules", headers=bearer(own, "agent")).headers["X-Veil-Rules-Version"] == version

@@ -199,6 +199,8 @@ def save_rules():
         "allow": field(data, "allow", list, default=[]),
         "settings": field(data, "settings", dict, default={}),
     }
+    if data.get("consoles") is not None:  # absent: the tenant's console profiles stay as they are
+        content["consoles"] = field(data, "consoles", list, max_length=100)
     row = rule_sets.save_rule_set(g.user, content, field(data, "note", str, default="", max_length=400))
     db.session.commit()
     return jsonify({"rule_set": rule_set_summary(row)})

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from functools import lru_cache
+import unicodedata
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
+from backend.engine.consoles import SHARED_CONSOLES, ConsoleError, load_consoles
 from backend.engine.normalise import Normaliser, Tables
 
 SHARED_RULES = Path(__file__).resolve().parents[2] / "shared_rules"
@@ -57,7 +59,11 @@ def parse_list(raw: bytes, source: str) -> list[tuple[int, str]]:
 
 
 def load_rules_folder(folder: str | Path) -> dict:
-    """The rules as data: {"categories": {name: [words]}, "allow": [...], "settings": {...}}."""
+    """The rules as data: {"categories": {name: [words]}, "allow": [...], "settings": {...}, "consoles": [...]}.
+
+    Console profiles come from the folder's own consoles/ when it has one, else the shipped ones
+    (shared_rules/consoles), so every rule set carries the profiles the extension needs.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise RulesError(f"{folder}: not a folder")
@@ -76,7 +82,11 @@ def load_rules_folder(folder: str | Path) -> dict:
             raise RulesError(f"{settings_path}: {exc}") from exc
     if not categories and not allow and not settings:
         raise RulesError(f"{folder}: no sensitive/*.txt, allow.txt or settings.toml: not a rules folder")
-    return {"categories": categories, "allow": allow, "settings": settings}
+    try:
+        consoles = load_consoles(folder / "consoles" if (folder / "consoles").is_dir() else SHARED_CONSOLES)
+    except ConsoleError as exc:
+        raise RulesError(str(exc)) from exc
+    return {"categories": categories, "allow": allow, "settings": settings, "consoles": consoles}
 
 
 def _pairs(name: str) -> dict[str, str]:
@@ -121,6 +131,36 @@ def phone_lengths() -> dict[str, list[int]]:
                 continue
             lengths.setdefault(str(code), set()).update(meta.general_desc.possible_length or ())
     return {code: sorted(values) for code, values in sorted(lengths.items())}
+
+
+def unassigned_ranges() -> list[tuple[int, int]]:
+    """(first, last) of each run of code points this Python's unicodedata leaves unassigned (category Cn)."""
+    ranges: list[list[int]] = []
+    for cp in range(0x110000):
+        if unicodedata.category(chr(cp)) == "Cn":
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1][1] = cp
+            else:
+                ranges.append([cp, cp])
+    return [(a, b) for a, b in ranges]
+
+
+def encode_ranges(ranges: list[tuple[int, int]]) -> str:
+    """One "gap+length" pair (hex) per range; each gap counts from the last code point of the range
+    before (extension/engine/unassigned.js decodes it)."""
+    parts, last = [], 0
+    for start, end in ranges:
+        parts.append(f"{start - last:x}+{end - start:x}")
+        last = end
+    return ",".join(parts)
+
+
+@cache
+def unicode_table() -> tuple[str, str]:
+    """(Unicode version, encoded unassigned ranges) of this Python. The JavaScript engine reads the
+    characters Python does not know as Python does; the table travels in the payload because this Python
+    may be upgraded after an extension is built. Scanning every code point takes about 0.3 s: once."""
+    return unicodedata.unidata_version, encode_ranges(unassigned_ranges())
 
 
 def national_lengths(countries: list[str]) -> list[int]:
@@ -187,13 +227,17 @@ def compile_rules(rules: dict) -> dict:
             for variant in word_variants(word, normaliser):
                 words.append([variant, category, word])
     allow = sorted({skel for word in rules["allow"] for skel in word_variants(word, normaliser)})
+    version, unassigned = unicode_table()
     payload = {
         "format": PAYLOAD_FORMAT,
         "settings": settings,
         "tables": tables_data,
+        "unicode": {"version": version, "unassigned": unassigned},
         "words": words,
         "allow": allow,
         "allow_raw": list(rules["allow"]),
+        # the console profiles (extension/content); rules that name none get the shipped ones
+        "consoles": list(rules["consoles"]) if "consoles" in rules else load_consoles(),
         "detectors": {
             "handle_keywords": [[k.split()[0], len(k.split()) > 1] for k in _words("handle_keywords.txt")],
             "stop_handles": _words("stop_handles.txt"),

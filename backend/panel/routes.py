@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -126,8 +127,9 @@ def rules():
     compiled, _text = rule_sets.compiled_payload(row)
     versions = rule_sets.history(g.user.tenant_id)
     names = {u.id: u.display_name for u in user_service.users_in_tenant(g.user.tenant_id)}
+    consoles = [(profile, json.dumps(profile, ensure_ascii=False, indent=2)) for profile in compiled["consoles"]]
     return render_template("rules.html", row=row, settings=compiled["settings"], versions=versions, names=names,
-                           actions=ACTIONS)
+                           actions=ACTIONS, consoles=consoles)
 
 
 def rules_from_form(form, current: dict) -> dict:
@@ -170,6 +172,51 @@ def rules_save():
     else:
         flash(_("Rules saved as version %(n)d. Extensions pick it up within a minute.", n=row.version), "ok")
     return redirect(url_for("panel.rules"))
+
+
+def consoles_from_form(form, current: list[dict]) -> list[dict]:
+    """Each profile is edited as JSON in its own box; a new one can be pasted; a ticked box removes one."""
+    consoles = []
+    for profile in current:
+        name = profile["id"]
+        if form.get(f"delete__{name}") == "on":
+            continue
+        consoles.append(parse_profile(form.get(f"console__{name}", ""), name))
+    new = form.get("new_console", "").strip()
+    if new:
+        consoles.append(parse_profile(new, _("the new profile")))
+    return consoles
+
+
+def parse_profile(text: str, name: str) -> dict:
+    try:
+        profile = json.loads(text)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_console", _("Console profile %(id)s is not valid JSON: %(error)s",
+                                                 id=name, error=str(exc))) from exc
+    if not isinstance(profile, dict):
+        raise ApiError(400, "invalid_console", _("Console profile %(id)s must be a JSON object.", id=name))
+    return profile
+
+
+@bp.post("/rules/consoles")
+def rules_consoles_save():
+    current = rule_sets.current_rule_set(g.user.tenant)
+    compiled, _text = rule_sets.compiled_payload(current)
+    try:
+        content = {**current.content, "consoles": consoles_from_form(request.form, compiled["consoles"])}
+        row = rule_sets.save_rule_set(g.user, content, request.form.get("note") or _("Console profiles changed"))
+    except ApiError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+        return redirect(url_for("panel.rules", _anchor="consoles"))
+    db.session.commit()
+    if row.id == current.id:
+        flash(_("Nothing changed."), "ok")
+    else:
+        flash(_("Console profiles saved as version %(n)d. Extensions pick it up within a minute.", n=row.version),
+              "ok")
+    return redirect(url_for("panel.rules", _anchor="consoles"))
 
 
 @bp.post("/rules/import")
