@@ -22,9 +22,11 @@ NOT_CONTACT = re.compile(
     r"(?:19|20)[0-9]{2} ?[-/.年] ?[0-9]{1,2} ?[-/.月] ?[0-9]{1,2}(?:日|号)?"
     r"|(?<![0-9])[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?(?![0-9])"
     r"|[¥$€£₹₩] ?[0-9][0-9,]*(?:\.[0-9]+)?"
-    r"|(?<![0-9.])[0-9][0-9,]*\.[0-9]{1,2}(?![0-9.])"
+    # a price and a percentage start where their digits start: tried at every digit (or every digit after a
+    # comma) of a long run, they would be quadratic
+    r"|(?<![0-9.,])[0-9][0-9,]*\.[0-9]{1,2}(?![0-9.])"
     r"|(?<![0-9])[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?"
-    r"|[0-9]+(?:\.[0-9]+)? ?%"
+    r"|(?<![0-9])[0-9]+(?:\.[0-9]+)? ?%"
 )
 # ... and two or more "*": a number someone already masked ("138****5678")
 NOT_CONTACT_OR_MASKED = re.compile(NOT_CONTACT.pattern + r"|\*{2,}")
@@ -108,9 +110,7 @@ BLOCKED = "\x02"
 
 def digit_runs(text: str) -> list[Run]:
     """Digits (in any disguise) separated only by short runs of separators."""
-    masked = text
-    for match in NOT_CONTACT_OR_MASKED.finditer(text):
-        masked = masked[:match.start()] + BLOCKED * (match.end() - match.start()) + masked[match.end():]
+    masked = NOT_CONTACT_OR_MASKED.sub(lambda match: BLOCKED * (match.end() - match.start()), text)
     runs: list[Run] = []
     for match in DIGIT_RUN.finditer(masked):
         tokens = digit_tokens(masked, match.start(), match.end())

@@ -25,9 +25,11 @@ const NOT_CONTACT = (
   String.raw`(?:19|20)[0-9]{2} ?[-/.年] ?[0-9]{1,2} ?[-/.月] ?[0-9]{1,2}(?:日|号)?`
   + String.raw`|(?<![0-9])[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?(?![0-9])`
   + String.raw`|[¥$€£₹₩] ?[0-9][0-9,]*(?:\.[0-9]+)?`
-  + String.raw`|(?<![0-9.])[0-9][0-9,]*\.[0-9]{1,2}(?![0-9.])`
+  // a price and a percentage start where their digits start: tried at every digit (or every digit after a
+  // comma) of a long run, they would be quadratic
+  + String.raw`|(?<![0-9.,])[0-9][0-9,]*\.[0-9]{1,2}(?![0-9.])`
   + String.raw`|(?<![0-9])[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?`
-  + String.raw`|[0-9]+(?:\.[0-9]+)? ?%`
+  + String.raw`|(?<![0-9])[0-9]+(?:\.[0-9]+)? ?%`
 );
 // ... and two or more "*": a number someone already masked ("138****5678")
 const NOT_CONTACT_OR_MASKED = new RegExp(`${NOT_CONTACT}|\\*{2,}`, 'g');
