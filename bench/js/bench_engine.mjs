@@ -120,7 +120,7 @@ if (!existsSync(VEIL)) {
 const base = compile(null);
 const rows = corpusRows();
 const sample = messages(rows, 300, seeded(42));
-const tables = new Tables(base.tables);
+const tables = new Tables(base.tables, base.unicode);
 
 const speed = [];
 for (const size of [1_000, 10_000, 100_000]) {

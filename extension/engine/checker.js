@@ -5,7 +5,7 @@ import {
   AstralStandIns, detectEmails, detectHandles, detectLinks, detectNumbers, detectorText, detectWallets,
 } from './detectors.js';
 import { buildAutomaton, findWords } from './matcher.js';
-import { Tables, plainStream, skeleton } from './normalise.js';
+import { Tables, plainStream, skeleton as skeletonOf } from './normalise.js';
 import { ConversationWindow } from './window.js';
 
 const SEVERITY = { allow: 0, log: 0, warn: 1, block: 2 };
@@ -47,21 +47,16 @@ function within(spans, start, end) {
   return spans.some(([a, b]) => a <= start && end <= b);
 }
 
-// The original text by code point, so that spans slice it the way Python does.
+// The original text by code point, so that spans slice it the way Python does. Looked at only when
+// there is a finding to cut out: most messages have none.
 class Original {
   constructor(text) {
     this.text = text;
-    this.points = null;
-    for (let i = 0; i < text.length; i++) {
-      const unit = text.charCodeAt(i);
-      if (unit >= 0xd800 && unit <= 0xdfff) {
-        this.points = Array.from(text);
-        break;
-      }
-    }
+    this.points = undefined; // null: no surrogates, string and code-point indices agree
   }
 
   slice(start, end) {
+    if (this.points === undefined) this.points = /[\ud800-\udfff]/.test(this.text) ? Array.from(this.text) : null;
     return this.points === null ? this.text.slice(start, end) : this.points.slice(start, end).join('');
   }
 }
@@ -95,7 +90,7 @@ export class Engine {
     this.payload = payload;
     this.version = payload.hash;
     this.settings = payload.settings;
-    this.tables = new Tables(payload.tables);
+    this.tables = new Tables(payload.tables, payload.unicode);
     const raw = payload.detectors;
     this.standIns = new AstralStandIns([
       raw.handle_keywords.map(([keyword]) => keyword), raw.stop_handles, raw.contact_context,
@@ -117,28 +112,35 @@ export class Engine {
     }
     this.words = buildAutomaton(words);
     this.allow = buildAutomaton(new Map(payload.allow.map((a) => [a, [['allow', a]]])));
-    this.window = new ConversationWindow(this.settings.window, windowConversations);
+    this.window = new ConversationWindow(this.settings.window, windowConversations, this.tables);
     const contacts = this.settings.contacts;
     this.contactKinds = new Set(contacts.enabled ? contacts.detectors : []);
   }
 
-  allowedSpans(text) {
-    const { stream, gapBefore } = skeleton(text, this.tables);
-    return findWords(this.allow, stream, gapBefore).map((h) => originalSpan(stream, h.start, h.end));
+  allowedSpans(skeleton) {
+    return findWords(this.allow, skeleton).map((h) => originalSpan(skeleton, h.start, h.end));
   }
 
   // Sensitive words only, the allow list applied: what the benchmark compares with bare matchers.
   wordFindings(text) {
-    const allowed = this.allowedSpans(text);
-    return this.wordHits(text, new Original(text)).filter((f) => !within(allowed, f.start, f.end));
+    const skeleton = skeletonOf(text, this.tables);
+    const hits = this.wordHits(skeleton, new Original(text));
+    if (!hits.length) return hits;
+    const allowed = this.allowedSpans(skeleton);
+    return hits.filter((f) => !within(allowed, f.start, f.end));
   }
 
-  wordHits(text, original) {
-    const { stream, gapBefore } = skeleton(text, this.tables);
-    return findWords(this.words, stream, gapBefore).map((hit) => {
-      const [start, end] = originalSpan(stream, hit.start, hit.end);
+  wordHits(skeleton, original) {
+    return findWords(this.words, skeleton).map((hit) => {
+      const [start, end] = originalSpan(skeleton, hit.start, hit.end);
       return finding('word', hit.category, hit.word, start, end, original.slice(start, end));
     });
+  }
+
+  // The plain stream as the detectors index it (see detectors.detectorText); without characters beyond
+  // the BMP that is the plain text itself.
+  detectorText(plain) {
+    return plain.astral ? detectorText(plain.chars, this.standIns) : plain.text;
   }
 
   detections(detectorTextValue, kinds, { identifiers }) {
@@ -153,10 +155,10 @@ export class Engine {
 
   check(text, { conversation = null, direction = 'out', at = null } = {}) {
     const original = new Original(text);
-    const allowed = this.allowedSpans(text);
+    const skeleton = skeletonOf(text, this.tables);
     const plain = plainStream(text, this.tables);
-    const plainText = detectorText(plain.chars, this.standIns);
-    let findings = this.wordHits(text, original);
+    const plainText = this.detectorText(plain);
+    let findings = this.wordHits(skeleton, original);
     const outgoing = direction === 'out';
     const findingType = outgoing ? 'contact' : 'identifier';
     const kinds = outgoing ? this.contactKinds : new Set(MASK_KINDS);
@@ -171,6 +173,7 @@ export class Engine {
         findings.push(finding('contact', 'phone', 'contact.phone.split', start, end, original.slice(start, end)));
       }
     }
+    const allowed = findings.length ? this.allowedSpans(skeleton) : []; // most messages have nothing to exempt
     findings = dropNested(dedupe(findings.filter((f) => !within(allowed, f.start, f.end))));
     return { action: this.action(findings, direction), findings };
   }
@@ -191,9 +194,9 @@ export class Engine {
   mask(text) {
     // the tenant switched masking off (settings.toml: mask.incoming)
     if (!this.settings.mask.incoming) return { text, spans: [] };
-    const allowed = this.allowedSpans(text);
+    const allowed = this.allowedSpans(skeletonOf(text, this.tables));
     const plain = plainStream(text, this.tables);
-    const plainText = detectorText(plain.chars, this.standIns);
+    const plainText = this.detectorText(plain);
     const detections = this.detections(plainText, new Set(MASK_KINDS), { identifiers: true });
     detections.sort((a, b) => a.start - b.start || (b.end - b.start) - (a.end - a.start)
       || (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));

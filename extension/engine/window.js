@@ -5,22 +5,22 @@
 import { contextBefore, digitRuns } from './detectors.js';
 import { isWordChar } from './normalise.js';
 
-function anyWordChar(chars, start, end) {
-  for (let i = start; i < end; i++) if (isWordChar(chars[i])) return true;
+function anyWordChar(chars, start, end, tables) {
+  for (let i = start; i < end; i++) if (isWordChar(chars[i], tables)) return true;
   return false;
 }
 
 // text: the detector text of the plain stream; chars: its characters (the same indices).
-export function messageEdge(text, chars, detectors, at) {
+export function messageEdge(text, chars, detectors, at, tables) {
   const runs = digitRuns(text);
   let leading = '';
   let trailing = '';
   let leadSpan = null;
-  if (runs.length && !anyWordChar(chars, 0, runs[0].start)) {
+  if (runs.length && !anyWordChar(chars, 0, runs[0].start, tables)) {
     leading = runs[0].digits;
     leadSpan = [runs[0].start, runs[0].end];
   }
-  if (runs.length && !anyWordChar(chars, runs[runs.length - 1].end, chars.length)) {
+  if (runs.length && !anyWordChar(chars, runs[runs.length - 1].end, chars.length, tables)) {
     trailing = runs[runs.length - 1].digits;
   }
   const whole = runs.length === 1 && Boolean(leading) && Boolean(trailing);
@@ -35,7 +35,9 @@ export function isPhoneLength(digits, context, detectors) {
 }
 
 export class ConversationWindow {
-  constructor(settings, maxConversations) {
+  // tables: the engine's normalise.Tables, which know which characters are letters or digits.
+  constructor(settings, maxConversations, tables) {
+    this.tables = tables;
     this.messages = settings.messages;
     this.seconds = settings.seconds;
     this.maxConversations = maxConversations;
@@ -45,7 +47,7 @@ export class ConversationWindow {
   // Records this outgoing message; returns the plain span of its leading digits if they complete a
   // number begun in the messages before it, else null.
   checkSplit(conversation, text, chars, detectors, at) {
-    const { edge, leadSpan } = messageEdge(text, chars, detectors, at);
+    const { edge, leadSpan } = messageEdge(text, chars, detectors, at, this.tables);
     let past = this.history.get(conversation) ?? [];
     this.history.delete(conversation);
     if (at !== null) past = past.filter((e) => e.at === null || at - e.at <= this.seconds);

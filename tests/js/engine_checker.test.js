@@ -33,6 +33,14 @@ describe('Engine.check', { skip: missing }, () => {
     assert.equal(engine.check('好的').action, 'allow');
   });
 
+  it('reads characters as the Unicode table in the payload says', () => {
+    assert.equal(new Engine(payload).check('私下交易').findings[0]?.category, 'private_deal');
+    // A Python that did not know 下 would not call it a letter: the word is no longer there.
+    const gap = 0x4e0b;
+    const older = { ...payload, unicode: { version: 'test', unassigned: `${gap.toString(16)}+0` } };
+    assert.deepEqual(new Engine(older).check('私下交易').findings, []);
+  });
+
   it('drops findings inside an allow-list span', () => {
     assert.deepEqual(new Engine(payload).check('idiotproof').findings, []);
   });
