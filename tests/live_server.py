@@ -78,8 +78,11 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
 
 @contextlib.contextmanager
 def running_server(tmp_path: Path, extra_env: dict[str, str] | None = None, *, demo: bool = True,
-                   instance: Path | None = None) -> Iterator[VeilServer]:
-    """Starts `veil serve` (after `veil init`, and `veil demo` unless told not to) and stops it after."""
+                   instance: Path | None = None, port: int | None = None) -> Iterator[VeilServer]:
+    """Starts `veil serve` (after `veil init`, and `veil demo` unless told not to) and stops it after.
+
+    Given the `instance` and `port` of a server that was stopped, it starts that server again.
+    """
     instance = instance or tmp_path / "instance"
     tmp_path.mkdir(parents=True, exist_ok=True)
     instance.mkdir(parents=True, exist_ok=True)
@@ -87,7 +90,7 @@ def running_server(tmp_path: Path, extra_env: dict[str, str] | None = None, *, d
            if key not in ("DATABASE_URL", "VEIL_SOCKETIO_QUEUE", "VEIL_SECRET_KEY")}
     env["VEIL_INSTANCE_PATH"] = str(instance)
     env.update(extra_env or {})
-    port = _free_port()
+    port = port or _free_port()
     server = VeilServer(url=f"http://127.0.0.1:{port}", env=env, instance=instance)
     server.cli("init")
     if demo:

@@ -1,0 +1,89 @@
+"""Every chat event reaches the backend once, also across a server restart in the middle of the stream.
+
+An enrolled extension in a WhatsApp Web test page (at web.whatsapp.com, see console_host.py): messages
+arrive in both directions, a blocked send is attempted, the server is stopped while the console goes on,
+then started again. The database must hold every message exactly once and the blocked send as a
+behaviour event, with the customer's number nowhere in clear on the page.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from e2e.test_enrolment import submit_enrolment
+from e2e.test_extension_consoles import composer, console_browser, console_host, open_console  # noqa: F401
+from tests.live_server import running_server
+
+AGENT = "agent1@demo.veil"
+
+
+def stored(instance) -> dict:
+    """What the server's database holds (read-only, beside the running server)."""
+    with sqlite3.connect(f"file:{instance / 'veil.db'}?mode=ro", uri=True, timeout=10) as db:
+        rows = list(db.execute("SELECT conversation_id, text FROM message ORDER BY id"))
+        kinds = [row[0] for row in db.execute("SELECT type FROM behaviour_event ORDER BY id")]
+    return {"texts": [text for _c, text in rows], "rows": rows, "kinds": kinds}
+
+
+def wait_for(check, timeout: float, message: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"{message} (last seen: {last!r})")
+
+
+def enrol(driver, server, extension_id: str) -> None:
+    code = server.cli("device", "code", "--email", AGENT)
+    driver.get(f"chrome-extension://{extension_id}/options/options.html")
+    WebDriverWait(driver, 15).until(
+        lambda d: d.execute_script("return document.documentElement.dataset.ready === 'true'"))
+    submit_enrolment(driver, server.url, code)
+    WebDriverWait(driver, 20, poll_frequency=0.2).until(
+        lambda d: d.find_element(By.ID, "connection-state").get_attribute("data-state") == "connected")
+
+
+def test_events_survive_a_server_restart_and_are_stored_once(console_browser, console_host, tmp_path):  # noqa: F811
+    from e2e.conftest import EXTENSION_ID
+
+    driver = console_browser
+    with running_server(tmp_path / "first") as server:
+        instance, port = server.instance, int(server.url.rsplit(":", 1)[1])
+        enrol(driver, server, EXTENSION_ID)
+        open_console(driver, "whatsapp")
+        history = driver.execute_script("return document.querySelectorAll('#main [data-id]').length")
+        for i in range(10):
+            driver.execute_script("window.consoleSim.receive(arguments[0])", f"第{i}条：我的电话 13812345678")
+        wait_for(lambda: len(stored(instance)["texts"]) >= history + 10, 20, "the first messages did not arrive")
+
+    # The server is down; the agent works on.
+    for i in range(10, 20):
+        driver.execute_script("window.consoleSim.receive(arguments[0])", f"第{i}条：我的电话 13812345678")
+    box = composer(driver, "whatsapp")
+    box.click()
+    box.send_keys("加我微信 wxid_abc123 私下交易")
+    box.send_keys(Keys.ENTER)
+    assert driver.execute_script("return window.consoleSim.sent.length") == 0
+    assert "13812345678" not in driver.find_element(By.TAG_NAME, "body").text
+
+    with running_server(tmp_path / "second", demo=False, instance=instance, port=port):
+        def all_twenty():
+            texts = stored(instance)["texts"]
+            return all(any(t.startswith(f"第{i}条：") for t in texts) for i in range(20)) and texts
+        texts = wait_for(all_twenty, 60, "the events kept during the outage did not arrive")
+        time.sleep(2)  # anything sent twice would show up now
+        final = stored(instance)
+        for i in range(20):
+            assert sum(t.startswith(f"第{i}条：") for t in final["texts"]) == 1, f"message {i} stored once"
+        assert len(final["rows"]) == len(set(final["rows"])), "no message stored twice in a conversation"
+        assert texts[-1].startswith("第19条"), "the outbox kept the order"
+        assert "send_blocked" in final["kinds"]
+        assert len(final["texts"]) >= history + 20
