@@ -173,7 +173,18 @@ def device() -> None:
 @device.command("code")
 @click.option("--email", required=True, help="The agent's e-mail.")
 def device_code(email) -> None:
+    """Make a one-time enrolment code for an agent's extension (also: `veil device enroll-code`)."""
+    make_enrolment_code(email)
+
+
+@device.command("enroll-code")
+@click.option("--email", required=True, help="The agent's e-mail.")
+def device_enroll_code(email) -> None:
     """Make a one-time enrolment code for an agent's extension."""
+    make_enrolment_code(email)
+
+
+def make_enrolment_code(email: str) -> None:
     from backend.services.devices import create_enrolment_code
 
     app = make_app()
@@ -291,6 +302,36 @@ def demo() -> None:
     click.echo("Demo Co created. Sign in as the owner (the password is shown only now):")
     click.echo(f"  e-mail:   {login.email}")
     click.echo(f"  password: {login.password}")
+
+
+
+@main.command("build-extension")
+@click.option("--server", "server_url", required=True, help="The Veil server the extension talks to (https://…).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Folder for the unpacked extension; a .zip of it is written beside it.")
+def build_extension(server_url: str, out_dir: str) -> None:
+    """Build the extension preconfigured for a server: an unpacked folder and a zip to hand out."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = Path(out_dir).resolve()
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
+        fail(f"{out} is not empty and holds no extension: choose an empty or new folder")
+    if not (root / "node_modules" / "esbuild").exists():
+        fail("the npm packages are not installed: run `npm ci` (or `make install`) in the repository first")
+    env = {**os.environ, "VEIL_SERVER_URL": server_url, "VEIL_EXTENSION_OUT": str(out),
+           "VEIL_CLI": str(Path(sys.executable).with_name("veil"))}
+    click.echo(f"Building the extension for {server_url} ...", err=True)
+    done = subprocess.run(["node", str(root / "extension" / "build.mjs")], cwd=root, env=env, check=False,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        fail((done.stderr or done.stdout).strip().splitlines()[-1] if (done.stderr or done.stdout) else "build failed")
+    archive = shutil.make_archive(str(out), "zip", root_dir=out)
+    click.echo(f"Unpacked: {out}")
+    click.echo(f"Zip:      {archive}")
 
 
 if __name__ == "__main__":

@@ -3,14 +3,15 @@
 //   VEIL_SERVER_URL=https://veil.example.com npm run build
 import { execFileSync } from 'node:child_process';
 import { copyFile, cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { normaliseServerUrl } from './shared/server_url.js';
 
 const sourceDir = dirname(fileURLToPath(import.meta.url));
 const rootDir = dirname(sourceDir);
-const outDir = join(rootDir, 'dist', 'extension');
+// VEIL_EXTENSION_OUT: another folder (`veil build-extension --out DIR` uses it).
+const outDir = process.env.VEIL_EXTENSION_OUT ? resolve(process.env.VEIL_EXTENSION_OUT) : join(rootDir, 'dist', 'extension');
 const SOCKET_IO_BUNDLE = join(rootDir, 'node_modules', 'socket.io-client', 'dist', 'socket.io.esm.min.js');
 // background/service_worker.js imports this path; the file only exists in the build.
 const VENDOR_SOCKET_IO = join(outDir, 'vendor', 'socket.io.esm.min.js');

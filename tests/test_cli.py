@@ -31,7 +31,7 @@ def veil(tmp_path):
 
 def test_help_lists_every_command(veil):
     out = veil("--help").stdout
-    for command in ("init", "serve", "user", "token", "device", "demo"):
+    for command in ("init", "serve", "user", "token", "device", "demo", "build-extension"):
         assert f"  {command}" in out
 
 
@@ -115,3 +115,28 @@ def test_set_password(veil):
     assert short.returncode == 2 and "at least" in short.stderr
     unknown = veil("user", "set-password", "--email", "ghost@demo.veil", "--password", "x" * 12, check=False)
     assert unknown.returncode == 2 and "no user" in unknown.stderr
+
+
+def test_build_extension_for_a_server(veil, tmp_path):
+    import json
+    import zipfile
+
+    out = tmp_path / "veil-extension"
+    done = veil("build-extension", "--server", "https://veil.example.com/", "--out", str(out))
+    assert json.loads((out / "config.json").read_text())["serverUrl"] == "https://veil.example.com"
+    assert (out / "content" / "veil.js").stat().st_size > 10_000, "the bundled content script"
+    payload = json.loads((out / "rules" / "default.json").read_text(encoding="utf-8"))
+    assert {c["id"] for c in payload["consoles"]} >= {"whatsapp", "telegram_k", "telegram_a", "messenger"}
+    with zipfile.ZipFile(tmp_path / "veil-extension.zip") as archive:
+        names = set(archive.namelist())
+    assert {"manifest.json", "config.json", "content/veil.js", "background/service_worker.js"} <= names
+    assert "veil-extension.zip" in done.stdout
+
+    insecure = veil("build-extension", "--server", "http://veil.example.com", "--out", str(tmp_path / "x"),
+                    check=False)
+    assert insecure.returncode != 0 and "http" in insecure.stderr.lower()
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+    refused = veil("build-extension", "--server", "https://veil.example.com", "--out", str(tmp_path / "precious"),
+                   check=False)
+    assert refused.returncode != 0 and (tmp_path / "precious" / "notes.txt").exists()

@@ -60,9 +60,11 @@ export async function injectIntoOpenTabs(matches) {
 // The rules the extension starts with, before its first sync: compiled into the build (rules/default.json).
 export async function seedRules() {
   const stored = await chrome.storage.local.get(RULES_KEY);
-  if (stored[RULES_KEY]?.payload) return stored[RULES_KEY];
+  // A payload cached by an older build may lack what this engine needs (the Unicode table): until the
+  // next sync, the build's own rules stand in for it.
+  if (stored[RULES_KEY]?.payload?.unicode) return stored[RULES_KEY];
   const response = await fetch(chrome.runtime.getURL('rules/default.json'));
-  const rules = { payload: await response.json(), etag: null, salt: '' };
+  const rules = { payload: await response.json(), etag: null, salt: stored[RULES_KEY]?.salt ?? '' };
   await chrome.storage.local.set({ [RULES_KEY]: rules });
   return rules;
 }

@@ -6,6 +6,13 @@
 import { hasMarker, readField, safeClosest, safeMatches, safeQueryAll } from './profile.js';
 
 const MAX_REMEMBERED = 20000; // message ids remembered per tab, so a re-rendered row is not reported again
+const MAX_TEXT = 65536; // code points of a message the server stores (docs/protocol.md)
+
+// The first `limit` code points: a cut never splits a surrogate pair, which the server would refuse.
+export function cut(text, limit) {
+  if (text.length <= limit) return text;
+  return Array.from(text).slice(0, limit).join('');
+}
 
 export class Reader {
   /** profile: the console profile; masker: for original text; emit(event): hands an event on. */
@@ -30,15 +37,15 @@ export class Reader {
     const title = readField(spec.title, this.document, this.context());
     const key = readField(spec.key, this.document, this.context({ title })) ?? title ?? this.location.pathname;
     const customer = readField(spec.customer, this.document, this.context({ title }));
-    const conversation = { key: key.slice(0, 200) };
-    if (title) conversation.title = title.slice(0, 200);
-    if (customer) conversation.customer = customer.slice(0, 200);
+    const conversation = { key: cut(key, 200) };
+    if (title) conversation.title = cut(title, 200);
+    if (customer) conversation.customer = cut(customer, 200);
     return conversation;
   }
 
   account() {
     const value = readField(this.profile.account, this.document, this.context());
-    return value ? value.slice(0, 200) : null;
+    return value ? cut(value, 200) : null;
   }
 
   // Rows touched by these records (added, or holding a changed node), and the ids of rows taken out.
@@ -92,7 +99,7 @@ export class Reader {
     const id = readField(this.messages.id, row, this.context()) ?? stableId(direction, sentAt, text);
     const memoryKey = `${conversation.key}\u0000${id}`;
     const before = this.known.get(memoryKey);
-    const common = { conversation, ...(account ? { account } : {}), message_id: id.slice(0, 200) };
+    const common = { conversation, ...(account ? { account } : {}), message_id: cut(id, 200) };
     if (!before) {
       if (deleted) {
         this.remember(memoryKey, { text, deleted }); // first seen already deleted (history)
@@ -100,16 +107,20 @@ export class Reader {
       }
       if (text === '') return; // a row still being built; its text comes in a later mutation
       this.remember(memoryKey, { text, deleted: false });
-      this.emit({ type: 'message', ...common, direction, text, ...(sentAt ? { sent_at: sentAt } : {}) });
+      this.emit({
+        type: 'message', ...common, direction, text: cut(text, MAX_TEXT), ...(sentAt ? { sent_at: sentAt } : {}),
+      });
       return;
     }
     if (deleted && !before.deleted) {
       this.remember(memoryKey, { text: before.text, deleted: true });
-      this.emit({ type: 'message_deleted', ...common, text: before.text });
+      this.emit({ type: 'message_deleted', ...common, text: cut(before.text, MAX_TEXT) });
     } else if (!deleted && text !== '' && text !== before.text) {
       // the console's edited marker is not required: some consoles re-render an edit without one
       this.remember(memoryKey, { text, deleted: false });
-      this.emit({ type: 'message_edited', ...common, text, previous_text: before.text });
+      this.emit({
+        type: 'message_edited', ...common, text: cut(text, MAX_TEXT), previous_text: cut(before.text, MAX_TEXT),
+      });
     }
   }
 
@@ -133,8 +144,8 @@ export class Reader {
       if (!known || known.deleted) return;
       this.remember(memoryKey, { text: known.text, deleted: true });
       this.emit({
-        type: 'message_deleted', conversation, ...(account ? { account } : {}), message_id: id.slice(0, 200),
-        text: known.text,
+        type: 'message_deleted', conversation, ...(account ? { account } : {}), message_id: cut(id, 200),
+        text: cut(known.text, MAX_TEXT),
       });
     });
   }

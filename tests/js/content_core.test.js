@@ -12,7 +12,7 @@ import { Masker } from '../../extension/content/masker.js';
 import { Outlet } from '../../extension/content/outlet.js';
 import { hasMarker, matchPatternToRegExp, profileForUrl, readField } from '../../extension/content/profile.js';
 import { pseudonym } from '../../extension/content/pseudonym.js';
-import { Reader, stableId } from '../../extension/content/reader.js';
+import { Reader, cut, stableId } from '../../extension/content/reader.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const VEIL = join(ROOT, '.venv', 'bin', 'veil');
@@ -192,6 +192,14 @@ describe('Reader', { skip: missing }, () => {
     await mutate(window, masker, reader, () => list.querySelector('[data-id=m3]').remove()); // the end: unloaded
     assert.deepEqual(events.filter((e) => e.type === 'message_deleted').map((e) => [e.message_id, e.text]),
       [['m2', 't m2']]);
+  });
+
+  it('cuts long fields by code point, never inside a surrogate pair', () => {
+    assert.equal(cut('ab', 200), 'ab');
+    const emoji = '😀'.repeat(150); // 300 UTF-16 units
+    assert.equal(cut(emoji, 200), emoji, '150 code points fit');
+    assert.equal(cut(`x${'😀'.repeat(250)}`, 200), `x${'😀'.repeat(199)}`);
+    assert.ok(cut(`x${'😀'.repeat(250)}`, 200).isWellFormed());
   });
 
   it('makes a stable id for rows without one', () => {
