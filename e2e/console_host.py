@@ -27,9 +27,14 @@ CONSOLES = {
     ("web.telegram.org", "/k/"): "telegram_k.html",
     ("web.telegram.org", "/a/"): "telegram_a.html",
     ("www.messenger.com", "/"): "messenger.html",
+    # an in-house console: the generic profile runs here once an admin adds this address to it
+    ("crm.example.com", "/"): "generic.html",
 }
 HOSTS = sorted({host for host, _ in CONSOLES})
-URLS = {page.removesuffix(".html"): f"https://{host}{prefix}" for (host, prefix), page in CONSOLES.items()}
+# the shipped profiles' consoles, which the extension knows without any profile change
+URLS = {page.removesuffix(".html"): f"https://{host}{prefix}" for (host, prefix), page in CONSOLES.items()
+        if page != "generic.html"}
+IN_HOUSE_URL = "https://crm.example.com/"
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:

@@ -15,6 +15,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from e2e.console_host import IN_HOUSE_URL
 from e2e.test_enrolment import submit_enrolment
 from e2e.test_extension_consoles import composer, console_browser, console_host, open_console  # noqa: F401
 from tests.live_server import running_server
@@ -87,3 +88,41 @@ def test_events_survive_a_server_restart_and_are_stored_once(console_browser, co
         assert texts[-1].startswith("第19条"), "the outbox kept the order"
         assert "send_blocked" in final["kinds"]
         assert len(final["texts"]) >= history + 20
+
+
+def test_an_in_house_console_joins_with_a_profile_update(console_browser, console_host, tmp_path):  # noqa: F811
+    """An admin adds the company's own console to the generic profile; the open extension picks it up."""
+    import json
+    import urllib.request
+
+    from e2e.conftest import EXTENSION_ID
+
+    driver = console_browser
+    with running_server(tmp_path / "server") as server:
+        enrol(driver, server, EXTENSION_ID)
+        driver.get(IN_HOUSE_URL)
+        time.sleep(1)
+        assert not driver.execute_script("return document.documentElement.hasAttribute('data-veil-ready')"), \
+            "no profile covers this address yet"
+
+        admin = server.cli("token", "create", "--email", "owner@demo.veil")
+        status, source = server.api("/rules/source", admin)
+        assert status == 200
+        rules = source["rules"]
+        status, payload = server.api("/rules", admin)
+        consoles = [dict(c, matches=[f"{IN_HOUSE_URL}*"]) if c["id"] == "generic" else c for c in payload["consoles"]]
+        body = json.dumps({**rules, "consoles": consoles, "note": "our CRM"}).encode()
+        request = urllib.request.Request(f"{server.url}/api/v1/rules", data=body, method="PUT", headers={
+            "Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+
+        # pushed to the extension (rules_changed), which registers the content script for the new address
+        def masked_page():
+            driver.get(IN_HOUSE_URL)
+            time.sleep(0.5)
+            return driver.execute_script("return document.documentElement.hasAttribute('data-veil-ready')")
+        wait_for(masked_page, 30, "the profile update did not reach the extension")
+        driver.execute_script("window.consoleSim.receive('call me on 13812345678')")
+        body_text = driver.find_element(By.TAG_NAME, "body").text
+        assert "13812345678" not in body_text and "*******5678" in body_text

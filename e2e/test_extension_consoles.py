@@ -155,3 +155,27 @@ def test_blocked_message_does_not_leave_and_allowed_one_does(console_browser, co
     box.send_keys(Keys.ENTER)
     WebDriverWait(driver, 5).until(lambda d: d.execute_script("return window.consoleSim.sent.length") == 1)
     assert driver.execute_script("return window.consoleSim.sent[0]").strip() == "您好，您的订单 20261123001 已发货"
+
+
+@pytest.mark.parametrize("name", CONSOLES)
+def test_shift_enter_and_ime_work_as_before(console_browser, console_host, name):
+    driver = console_browser
+    open_console(driver, name)
+    box = composer(driver, name)
+    box.click()
+    box.send_keys("第一行")
+    box.send_keys(Keys.SHIFT, Keys.ENTER)
+    box.send_keys("second line")
+    # Enter while an input method is composing (Chinese pinyin) is not a send
+    driver.execute_script("""
+      const el = arguments[0];
+      el.dispatchEvent(new CompositionEvent('compositionstart', {bubbles: true}));
+      el.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true, cancelable: true,
+                                                     isComposing: true, keyCode: 229}));
+      el.dispatchEvent(new CompositionEvent('compositionend', {bubbles: true, data: ''}));
+    """, box)
+    assert driver.execute_script("return window.consoleSim.sent.length") == 0
+    box.send_keys(Keys.ENTER)
+    WebDriverWait(driver, 5).until(lambda d: d.execute_script("return window.consoleSim.sent.length") == 1)
+    sent = driver.execute_script("return window.consoleSim.sent[0]")
+    assert "第一行" in sent and "second line" in sent and "\n" in sent
