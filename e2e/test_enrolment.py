@@ -44,6 +44,8 @@ def test_enrolment_connects_and_heartbeat_reaches_server(veil_server, open_exten
     # The popup reads the same state from the service worker.
     popup = open_extension_page("popup/popup.html")
     assert popup.find_element(By.ID, "connection-state").get_attribute("data-state") == "connected"
+    assert popup.find_element(By.ID, "server-url").text == veil_server.url
+    assert "agent1@demo.veil" in popup.find_element(By.ID, "enrolment-state").text
 
 
 def enrolled_device_ids(veil_server, owner_token: str) -> set[int]:

@@ -9,6 +9,9 @@ export function renderStatus(root, status) {
     ? chrome.i18n.getMessage('enrolledAs', [status.agentEmail, status.tenantName])
     : chrome.i18n.getMessage('notEnrolled');
 
+  const server = root.querySelector('[data-field="server"]');
+  if (server) server.textContent = status.serverUrl ?? '';
+
   const connection = root.querySelector('[data-field="connection"]');
   connection.dataset.state = status.connection;
   connection.textContent = chrome.i18n.getMessage(`connection_${status.connection.replaceAll('-', '_')}`);

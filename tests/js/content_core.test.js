@@ -11,7 +11,6 @@ import { Guard } from '../../extension/content/guard.js';
 import { Masker } from '../../extension/content/masker.js';
 import { Outlet } from '../../extension/content/outlet.js';
 import { hasMarker, matchPatternToRegExp, profileForUrl, readField } from '../../extension/content/profile.js';
-import { pseudonym } from '../../extension/content/pseudonym.js';
 import { Reader, cut, stableId } from '../../extension/content/reader.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -127,15 +126,32 @@ describe('Masker', { skip: missing }, () => {
     assert.equal(text.textContent, '电话 *******5678');
   });
 
-  it('shows a customer named by their number under a stable pseudonym', () => {
+  it('shows a customer named by their number under the pseudonym the server gives', async () => {
     const window = page('<div class="title">+86 138 1234 5678</div><div class="chat-name">Ann 13812345678</div>');
-    const masker = new Masker({ engine: new Engine(payload), profile: PROFILE, salt: 's' });
+    const asked = [];
+    const timers = [];
+    let online = false;
+    const masker = new Masker({
+      engine: new Engine(payload), profile: PROFILE, setTimer: (fn) => timers.push(fn),
+      askNames: async (identifiers) => {
+        asked.push(identifiers);
+        if (!online) throw new Error('no worker');
+        return { ok: true, pseudonyms: { '+86 138 1234 5678': '客户-7F3AK9' } };
+      },
+    });
     masker.maskTree(window.document.documentElement);
-    const title = window.document.querySelector('.title').textContent;
-    assert.equal(title, pseudonym('+86 138 1234 5678', 's'));
-    assert.match(title, /^@客户-[0-9A-F]{6}$/);
-    assert.equal(pseudonym('+86 138 1234 5678', 's'), pseudonym('0086 13812345678'.replace(/^00/, '+'), 's').replace(/x/, ''));
-    assert.equal(window.document.querySelector('.chat-name').textContent, 'Ann *******5678');
+    const title = window.document.querySelector('.title');
+    assert.equal(title.textContent, '+** *** **** 5678', 'masked while the server has not answered');
+    await timers.shift()(window.document);
+    assert.deepEqual(asked, [['+86 138 1234 5678']]);
+    assert.equal(title.textContent, '+** *** **** 5678', 'offline: still masked, never the number');
+    online = true;
+    masker.askedNames.clear(); // as after NAME_RETRY_MS
+    masker.maskTree(window.document.documentElement);
+    await timers.shift()();
+    assert.equal(title.textContent, '客户-7F3AK9');
+    assert.equal(masker.textOf(title), '+86 138 1234 5678', 'the extension still reads the original');
+    assert.equal(window.document.querySelector('.chat-name').textContent, 'Ann *******5678', 'a name with more');
   });
 
   it('leaves the composer, our own panel and text outside the regions alone', () => {
@@ -254,6 +270,14 @@ describe('Guard', { skip: missing }, () => {
     blocked.enter({ shiftKey: true });
     blocked.enter({ isComposing: true });
     assert.equal(blocked.events.length, 0, 'Shift+Enter and Enter while composing are not sends');
+    delete global.document;
+  });
+
+  it('sends a request for contact details and reports it', () => {
+    const { sent, events, enter } = setUp('方便留个电话吗？');
+    enter();
+    assert.deepEqual(sent, ['方便留个电话吗？']);
+    assert.deepEqual(events.map((e) => [e.kind, e.text]), [['contact_request', '方便留个电话吗？']]);
     delete global.document;
   });
 
