@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 import click
@@ -11,6 +12,8 @@ from flask_migrate import upgrade
 from backend.app import create_app
 from backend.errors import ApiError
 from backend.extensions import db, socketio
+
+log = logging.getLogger(__name__)
 
 
 def make_app():
@@ -60,7 +63,34 @@ def serve(host: str | None, port: int | None) -> None:
     host = host or app.config["VEIL_HOST"]
     port = port or app.config["VEIL_PORT"]
     click.echo(f"Veil panel: http://{host}:{port}/", err=True)
+    socketio.start_background_task(watch_for_silence, app)
     socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False)
+
+
+# How often `veil serve` looks for devices that stopped heartbeating.
+SILENCE_CHECK_SECONDS = 60
+
+
+def watch_for_silence(app) -> None:
+    """`veil serve`'s background loop: silent devices become `heartbeat_missing` behaviour events.
+
+    Every server process runs one; the service claims each silence with a conditional update, so two
+    processes record it once. A failed round is logged and the next one tries again.
+    """
+    from backend.models.base import utcnow
+    from backend.services.devices import notice_silent_devices
+
+    while True:
+        socketio.sleep(SILENCE_CHECK_SECONDS)
+        with app.app_context():
+            try:
+                notice_silent_devices(utcnow())
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                log.exception("checking for silent devices failed")
+            finally:
+                db.session.remove()
 
 
 @main.group()
@@ -197,6 +227,25 @@ def make_enrolment_code(email: str) -> None:
     hours = app.config["ENROLMENT_CODE_TTL_SECONDS"] // 3600
     click.echo(f"Enrolment code (single use, valid {hours} hours):", err=True)
     click.echo(code)
+
+
+@device.command("check-silent")
+def device_check_silent() -> None:
+    """Report devices silent for 10 minutes or more (`veil serve` does this every minute)."""
+    from backend.models import Device
+    from backend.models.base import utcnow
+    from backend.services.devices import SILENCE_THRESHOLD, notice_silent_devices
+
+    app = make_app()
+    with app.app_context():
+        recorded = notice_silent_devices(utcnow())
+        db.session.commit()
+        for event in recorded:
+            device = db.session.get(Device, event.device_id)
+            click.echo(f"device {device.id} ({device.label or 'no label'}) of {device.agent.email}: "
+                       f"silent for {event.details['minutes']} minutes, since {event.details['last_seen_at']}")
+    minutes = int(SILENCE_THRESHOLD.total_seconds() // 60)
+    click.echo(f"recorded {len(recorded)} heartbeat_missing event(s) (silent for {minutes} minutes or more)")
 
 
 RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(file_okay=False, path_type=str),

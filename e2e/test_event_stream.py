@@ -61,6 +61,9 @@ def test_events_survive_a_server_restart_and_are_stored_once(console_browser, co
         enrol(driver, server, EXTENSION_ID)
         open_console(driver, "whatsapp")
         history = driver.execute_script("return document.querySelectorAll('#main [data-id]').length")
+        # a customer named by their number shows under the pseudonym the panel uses
+        wait_for(lambda: "客户-" in driver.find_element(By.TAG_NAME, "body").text, 10,
+                 "no pseudonym from the server in the chat list")
         for i in range(10):
             driver.execute_script("window.consoleSim.receive(arguments[0])", f"第{i}条：我的电话 13812345678")
         wait_for(lambda: len(stored(instance)["texts"]) >= history + 10, 20, "the first messages did not arrive")

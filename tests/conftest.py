@@ -153,6 +153,7 @@ class Org:
     device_id: int
     conversation_id: int
     pending_code: str
+    removal_token: str  # the enrolled device's removal link token
     tokens: dict[str, str] = field(default_factory=dict)
 
 
@@ -178,7 +179,7 @@ def make_org(name: str, secret: str) -> Org:
     db.session.flush()
     agent = users["agent"]
     device, code = create_enrolment_code(None, agent, 3600)
-    device, _token = enrol_device(code, label="laptop")
+    device, _token, removal_token = enrol_device(code, label="laptop")
     _pending, pending_code = create_enrolment_code(None, agent, 3600)
     account = ChatAccount(tenant_id=tenant.id, agent=agent, platform="whatsapp", handle=f"{name} sales")
     db.session.add(account)
@@ -191,7 +192,8 @@ def make_org(name: str, secret: str) -> Org:
     return Org(
         tenant_id=tenant.id, name=name, users={r: UserRef.of(u) for r, u in users.items()},
         sales_id=sales.id, support_id=support.id, agent=UserRef.of(agent), other_agent=UserRef.of(other_agent),
-        device_id=device.id, conversation_id=conversation.id, pending_code=pending_code, tokens=tokens,
+        device_id=device.id, conversation_id=conversation.id, pending_code=pending_code,
+        removal_token=removal_token, tokens=tokens,
     )
 
 

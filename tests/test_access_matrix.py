@@ -36,6 +36,7 @@ ROUTES = {
     "panel.login": ("GET", lambda o: "/login", None, PUBLIC, 200),
     "panel.login#post": ("POST", lambda o: "/login", {"form": {"email": "x@y.z", "password": "wrong"}}, PUBLIC, 401),
     "panel.set_language": ("GET", lambda o: "/lang/zh?next=/", None, PUBLIC, 302),
+    "panel.device_removed": ("GET", lambda o: f"/devices/removed/{o.removal_token}", None, PUBLIC, 200),
     "panel.logout": ("POST", lambda o: "/logout", {"form": {}}, ALL, 302),
     "panel.home": ("GET", lambda o: "/", None, ALL, 200),
     "panel.records": ("GET", lambda o: "/records", None, STAFF, 200),
@@ -193,6 +194,7 @@ EVENTS = {
     ("/agent", "disconnect"): "device",
     ("/agent", "heartbeat"): "device",
     ("/agent", "events"): "device",
+    ("/agent", "pseudonyms"): "device",
     ("/panel", "connect"): ALL,
     ("/panel", "watch_conversation"): STAFF,
 }
@@ -214,6 +216,7 @@ def test_every_event_has_a_case(app):
 DEVICE_EVENT_PAYLOADS = {
     "heartbeat": {"sent_at": "2026-01-01T00:00:00Z"},
     "events": {"v": 1, "events": []},
+    "pseudonyms": {"identifiers": ["+86 138 1234 5678"]},
 }
 
 

@@ -140,3 +140,34 @@ def test_build_extension_for_a_server(veil, tmp_path):
     refused = veil("build-extension", "--server", "https://veil.example.com", "--out", str(tmp_path / "precious"),
                    check=False)
     assert refused.returncode != 0 and (tmp_path / "precious" / "notes.txt").exists()
+
+
+def test_device_check_silent_reports_each_silence_once(veil):
+    veil("init")
+    veil("user", "add", "--email", "a1@acme.test", "--role", "agent", "--tenant", "Acme",
+         "--password", "long enough password")
+    code = veil("device", "code", "--email", "a1@acme.test").stdout.strip().splitlines()[-1]
+
+    from datetime import timedelta
+
+    from backend import create_app
+    from backend.extensions import db
+    from backend.models import BehaviourEvent, Device
+    from backend.models.base import utcnow
+
+    app = create_app({"INSTANCE_PATH": str(veil.instance),
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{veil.instance}/veil.db"})
+    device_id = app.test_client().post("/api/v1/devices/enrol", json={"code": code, "label": "desk"}
+                                       ).get_json()["device"]["id"]
+    assert veil("device", "check-silent").stdout.strip() == (
+        "recorded 0 heartbeat_missing event(s) (silent for 10 minutes or more)")
+    with app.app_context():
+        db.session.get(Device, device_id).last_seen_at = utcnow() - timedelta(minutes=25)
+        db.session.commit()
+    out = veil("device", "check-silent").stdout
+    assert f"device {device_id} (desk) of a1@acme.test: silent for 25 minutes" in out
+    assert "recorded 1 heartbeat_missing event(s)" in out
+    assert "recorded 0" in veil("device", "check-silent").stdout, "one report per silence"
+    with app.app_context():
+        [event] = db.session.query(BehaviourEvent).all()
+        assert (event.type, event.device_id) == ("heartbeat_missing", device_id)

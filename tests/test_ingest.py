@@ -281,7 +281,7 @@ def test_agents_sharing_a_company_account_each_get_their_own(app, orgs):
     with app.app_context():
         second = db.session.get(User, own.other_agent.id)
         _pending, code = create_enrolment_code(None, second, 3600)
-        device, _token = enrol_device(code)
+        device = enrol_device(code).device
         db.session.commit()
         second_device_id = device.id
     assert send(connect(app, own.device_id), [message(1)])["errors"] == []
@@ -335,7 +335,7 @@ def test_the_same_change_from_two_devices_is_stored_once(app, orgs):
     with app.app_context():
         agent = db.session.get(User, own.agent.id)
         _pending, code = create_enrolment_code(None, agent, 3600)
-        device, _token = enrol_device(code)
+        device = enrol_device(code).device
         db.session.commit()
         second_device_id = device.id
     first, second = connect(app, own.device_id), connect(app, second_device_id)

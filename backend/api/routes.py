@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, jsonify, request
+from flask import current_app, g, jsonify, request, url_for
 from flask_babel import gettext as _
 
 from backend.api import bp
@@ -97,7 +97,7 @@ def create_enrolment_code():
 def enrol_device():
     data = json_body()
     try:
-        device, token = devices.enrol_device(
+        enrolment = devices.enrol_device(
             field(data, "code", str, max_length=32),
             label=field(data, "label", str, default="", max_length=120),
             user_agent=field(data, "user_agent", str, default="", max_length=400),
@@ -105,10 +105,13 @@ def enrol_device():
         )
     finally:
         db.session.commit()  # a refused code still counts towards throttling
+    device = enrolment.device
     agent = device.agent
     return jsonify({
         "device": device.to_dict(),
-        "token": token,
+        "token": enrolment.token,
+        # For chrome.runtime.setUninstallURL: Chrome opens it when the extension is removed.
+        "uninstall_url": url_for("panel.device_removed", token=enrolment.removal_token, _external=True),
         "agent": {"id": agent.id, "email": agent.email, "display_name": agent.display_name},
         "tenant": {"id": agent.tenant.id, "name": agent.tenant.name},
     }), 201

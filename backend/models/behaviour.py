@@ -25,6 +25,12 @@ REPORTED_KINDS = (
 MESSAGE_EDITED = "message_edited"
 MESSAGE_DELETED = "message_deleted"
 SERVER_RULE_HIT = "server_rule_hit"
+# Types the server records about devices, from what it sees itself; a device cannot report these.
+NEW_DEVICE = "new_device"  # an agent enrolled another browser while an earlier one is still active
+DEVICE_REVOKED_BY_AGENT = "device_revoked_by_agent"
+EXTENSION_REMOVED = "extension_removed"  # Chrome opened the device's removal link
+HEARTBEAT_MISSING = "heartbeat_missing"  # switched off, blocked or the browser closed
+HEARTBEAT_RESUMED = "heartbeat_resumed"  # heard from again after a heartbeat_missing
 
 
 class BehaviourEvent(db.Model):

@@ -15,7 +15,9 @@ from backend.models.tenancy import User
 class Device(db.Model):
     """Created with a one-time enrolment code; after enrolment it holds its own revocable token.
 
-    Only hashes of the code and of the token are stored, so a database copy cannot impersonate a device.
+    Only hashes of the code, of the token and of the removal link's token are stored, so a database copy
+    cannot impersonate a device. `removal_reported_at` and `silence_reported_at` are the behaviour watch's
+    memory: an `extension_removed` is recorded once, a `heartbeat_missing` once per silence.
     """
 
     __tablename__ = "device"
@@ -32,6 +34,9 @@ class Device(db.Model):
     enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    removal_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    removal_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    silence_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     agent: Mapped[User] = relationship()
 

@@ -1,4 +1,4 @@
-"""Words the panel shows for stored values (roles), marked for translation."""
+"""Words the panel shows for stored values (roles, rule actions, behaviour types), marked for translation."""
 
 from flask_babel import lazy_gettext as _l
 
@@ -23,3 +23,27 @@ ACTION_LABELS = {
 
 def action_label(action: str) -> str:
     return str(ACTION_LABELS.get(action, action))
+
+
+# Every behaviour event type (models/behaviour.py); an unknown one is shown as stored.
+BEHAVIOUR_LABELS = {
+    "send_blocked": _l("Send blocked"),
+    "send_warned": _l("Sent after a warning"),
+    "bulk_copy": _l("Bulk copy"),
+    "contact_request": _l("Contact request"),
+    "extension_disabled": _l("Extension disabled"),
+    "offline_use": _l("Console used while not connected"),
+    "reveal_requested": _l("Reveal requested"),
+    "message_edited": _l("Message edited"),
+    "message_deleted": _l("Message deleted"),
+    "server_rule_hit": _l("Caught by the server's check"),
+    "new_device": _l("New device for the same agent"),
+    "device_revoked_by_agent": _l("Device revoked by the agent"),
+    "extension_removed": _l("Extension removed"),
+    "heartbeat_missing": _l("Heartbeats missing"),
+    "heartbeat_resumed": _l("Heartbeats resumed"),
+}
+
+
+def behaviour_label(kind: str) -> str:
+    return str(BEHAVIOUR_LABELS.get(kind, kind))

@@ -20,7 +20,7 @@ from backend.services import rule_sets
 from backend.services import users as user_service
 from backend.services.audit import record_audit
 from backend.services.conversations import list_conversations
-from backend.services.devices import devices_visible_to
+from backend.services.devices import devices_visible_to, report_extension_removed
 from backend.services.tenants import create_department
 from backend.services.visibility import get_user_in_tenant, visible_agent_ids_query
 
@@ -76,6 +76,15 @@ def set_language(code: str):
     if code in current_app.config["LANGUAGES"]:
         response.set_cookie(LANGUAGE_COOKIE, code, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
     return response
+
+
+@bp.get("/devices/removed/<token>")
+def device_removed(token: str):
+    """The removal link a device's extension gave Chrome (setUninstallURL): Chrome opens it in a tab
+    when the extension is removed. Public, since the extension and its token are gone by then."""
+    device = report_extension_removed(token)
+    db.session.commit()
+    return render_template("device_removed.html", known=device is not None), 200 if device else 404
 
 
 @bp.get("/")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from itertools import count
 
+from flask import current_app
 from flask_socketio import join_room
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -16,7 +17,7 @@ from backend.models import Device
 from backend.models.base import utcnow
 from backend.realtime.broadcast import after_commit
 from backend.realtime.guard import forget_connection, guarded, refuse, remember_device
-from backend.services import ingest
+from backend.services import conversations, ingest
 from backend.services.devices import device_for_token, record_heartbeat
 from backend.services.signals import rule_set_saved
 
@@ -72,6 +73,14 @@ def events(device: Device, payload=None, *_extra):
             db.session.rollback()
             if attempt >= ingest.STORE_ATTEMPTS:
                 raise
+
+
+@socketio.on("pseudonyms", namespace=NAMESPACE)
+@guarded(NAMESPACE, "pseudonyms")
+def pseudonyms(device: Device, payload=None, *_extra):
+    identifiers = payload.get("identifiers") if isinstance(payload, dict) else None
+    found = conversations.pseudonyms_for(current_app.config["SECRET_KEY"], device.tenant_id, device.id, identifiers)
+    return {"ok": True, "pseudonyms": found}
 
 
 @rule_set_saved.connect

@@ -42,6 +42,8 @@ ROUTES: dict[str, Access] = {
     # panel pages
     "panel.login": PUBLIC,
     "panel.set_language": PUBLIC,
+    # Opened by Chrome once the extension is removed: no token can be sent any more.
+    "panel.device_removed": PUBLIC,
     "panel.logout": ANY_USER,
     "panel.home": ANY_USER,
     "panel.records": STAFF,
@@ -86,6 +88,7 @@ EVENTS: dict[tuple[str, str], Access] = {
     ("/agent", "disconnect"): DEVICE,
     ("/agent", "heartbeat"): DEVICE,
     ("/agent", "events"): DEVICE,
+    ("/agent", "pseudonyms"): DEVICE,
     ("/panel", "connect"): ANY_USER,
     ("/panel", "watch_conversation"): RECORD_READERS,
 }

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
-from backend.errors import forbidden
+from backend.errors import ApiError, forbidden
 from backend.extensions import db
 from backend.models import ChatAccount, Conversation, Message, User
 from backend.models.base import insert_if_absent, utcnow
 from backend.security.identifiers import customer_pseudonym, customer_ref
+from backend.security.rate_limit import TokenBuckets, whole_seconds
 from backend.services.visibility import can_read_message_text, visible_agent_ids_query
 
 PAGE_SIZE_MAX = 200
+MAX_PSEUDONYM_LOOKUPS = 50  # identifiers per request: one screen of a chat list
+MAX_IDENTIFIER_LENGTH = 200
+# An extension asks when a chat list shows customers by number; a device asking much faster than any
+# screen could is trying identifiers, and waits.
+pseudonym_lookups = TokenBuckets(rate=20, burst=200)
 
 
 def list_conversations(actor: User, *, before_id: int | None = None, limit: int = 50) -> list[Conversation]:
@@ -61,3 +68,21 @@ def find_or_create_conversation(secret: str, account: ChatAccount, raw_customer_
     return db.session.scalars(
         select(Conversation).where(Conversation.chat_account_id == account.id, Conversation.customer_ref == ref)
     ).one()
+
+
+def pseudonyms_for(secret: str, tenant_id: int, device_id: int, identifiers: object) -> dict[str, str]:
+    """The pseudonym each customer identifier is known by in this tenant (`客户-7F3AK9`), for the extension
+    to show a customer named by their number under the same name the panel uses. Nothing is stored."""
+    if not isinstance(identifiers, list) or not 0 < len(identifiers) <= MAX_PSEUDONYM_LOOKUPS:
+        raise ApiError(400, "invalid_value", _("Ask for 1 to %(n)d identifiers at a time.", n=MAX_PSEUDONYM_LOOKUPS),
+                       field="identifiers")
+    if not all(isinstance(i, str) and 0 < len(i) <= MAX_IDENTIFIER_LENGTH and i.isprintable() and
+               not any("\ud800" <= ch <= "\udfff" for ch in i) for i in identifiers):
+        raise ApiError(400, "invalid_value", _("Each identifier must be text of 1 to %(n)d characters.",
+                                               n=MAX_IDENTIFIER_LENGTH), field="identifiers")
+    wait = pseudonym_lookups.take(device_id, len(identifiers))
+    if wait:
+        seconds = whole_seconds(wait)
+        raise ApiError(429, "rate_limited", _("Too many lookups. Try again in %(n)d seconds.", n=seconds),
+                       retry_after=seconds)
+    return {i: customer_pseudonym(customer_ref(secret, tenant_id, i)) for i in identifiers}

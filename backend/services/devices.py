@@ -1,16 +1,30 @@
-"""Enrolling, authenticating and revoking agents' browser devices."""
+"""Enrolling, authenticating and revoking agents' browser devices, and what the server notices about them.
+
+The behaviour watch's device signals live here, because only the server can be trusted with them: a
+`new_device` when an agent enrols another browser, `extension_removed` when Chrome opens the removal link
+of a device whose extension was removed, and `heartbeat_missing` / `heartbeat_resumed` around a silence.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, update
 
 from backend.errors import ApiError, forbidden
 from backend.extensions import db
 from backend.models import BehaviourEvent, Device, Role, User
-from backend.models.base import utcnow
+from backend.models.base import iso, utcnow
+from backend.models.behaviour import (
+    DEVICE_REVOKED_BY_AGENT,
+    EXTENSION_REMOVED,
+    HEARTBEAT_MISSING,
+    HEARTBEAT_RESUMED,
+    NEW_DEVICE,
+)
 from backend.security import throttle
 from backend.security.secrets import hash_enrolment_code, hash_token, new_enrolment_code, new_token
 from backend.services.audit import record_audit
@@ -42,8 +56,17 @@ ENROLMENT_MAX_FAILURES = 10
 ENROLMENT_WINDOW_SECONDS = 15 * 60
 
 
-def enrol_device(code: str, label: str = "", user_agent: str = "", remote_addr: str = "") -> tuple[Device, str]:
-    """Trade a one-time code for a device token. A used or expired code is refused; guessing is throttled."""
+class Enrolment(NamedTuple):
+    """What enrolment hands the extension once: its token, and the token of its removal link."""
+
+    device: Device
+    token: str
+    removal_token: str
+
+
+def enrol_device(code: str, label: str = "", user_agent: str = "", remote_addr: str = "") -> Enrolment:
+    """Trade a one-time code for a device token and a removal link. A used or expired code is refused;
+    guessing is throttled."""
     wait = throttle.seconds_until_allowed(throttle.ENROLMENT, ENROLMENT_WINDOW_SECONDS, remote_addr=remote_addr,
                                           address_limit=ENROLMENT_MAX_FAILURES)
     if wait:
@@ -56,25 +79,72 @@ def enrol_device(code: str, label: str = "", user_agent: str = "", remote_addr: 
         throttle.record_failure("", remote_addr, "invalid_code", kind=throttle.ENROLMENT)
         raise ApiError(400, "invalid_code", _("That enrolment code is wrong, used or expired. Ask for a new one."))
     token = new_token()
+    removal_token = new_token()
     now = utcnow()
     device.token_hash = hash_token(token)
+    device.removal_token_hash = hash_token(removal_token)
     device.enrolment_code_hash = None  # single use
     device.enrolled_at = now
     device.label = label.strip()[:120]
     device.user_agent = user_agent[:400]
     device.last_seen_at = None
-    earlier = db.session.scalar(
-        select(Device.id).where(Device.agent_id == device.agent_id, Device.enrolled_at.is_not(None),
-                                Device.id != device.id).limit(1)
-    )
-    if earlier is not None:
-        # A second browser for the same agent is worth a supervisor's look (issue: behaviour watch).
-        db.session.add(BehaviourEvent(tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id,
-                                      type="new_device", details={"label": device.label}, occurred_at=now))
+    report_new_device(device, now)
     record_audit("device.enrol", tenant_id=device.tenant_id, target_type="device", target_id=device.id,
                  details={"agent_id": device.agent_id, "label": device.label}, remote_addr=remote_addr)
     db.session.flush()
-    return device, token
+    return Enrolment(device, token, removal_token)
+
+
+# A `new_device` event names at most this many of the agent's other devices (its details stay small).
+NEW_DEVICE_LISTED = 20
+
+
+def report_new_device(device: Device, now: datetime) -> None:
+    """Another browser for an agent who still has an active one is worth a supervisor's look."""
+    others = db.session.scalars(
+        select(Device)
+        .where(Device.agent_id == device.agent_id, Device.id != device.id, Device.enrolled_at.is_not(None),
+               Device.revoked_at.is_(None))
+        .order_by(Device.id)
+        .limit(NEW_DEVICE_LISTED)
+    ).all()
+    if not others:
+        return
+    db.session.add(BehaviourEvent(
+        tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id, type=NEW_DEVICE, occurred_at=now,
+        details={"label": device.label, "user_agent": device.user_agent,
+                 "other_devices": [{"id": d.id, "label": d.label} for d in others]},
+    ))
+
+
+# A removal token as enrolment makes it (secrets.token_urlsafe(32)); anything else is not looked up.
+REMOVAL_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def report_extension_removed(removal_token: str) -> Device | None:
+    """Chrome opened a device's removal link: the extension was removed from that browser.
+
+    The first visit records `extension_removed`; later ones (a reload, a second tab) record nothing more.
+    Answers the device, or None for a token that is not a device's.
+    """
+    if not REMOVAL_TOKEN.fullmatch(removal_token):
+        return None
+    device = db.session.scalar(select(Device).where(Device.removal_token_hash == hash_token(removal_token)))
+    if device is None:
+        return None
+    now = utcnow()
+    # Claimed with one conditional UPDATE, so two visits at once still record one event.
+    first = db.session.execute(
+        update(Device).where(Device.id == device.id, Device.removal_reported_at.is_(None))
+        .values(removal_reported_at=now)
+    ).rowcount
+    if first:
+        db.session.add(BehaviourEvent(
+            tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id, type=EXTENSION_REMOVED,
+            occurred_at=now, details={"label": device.label, "last_seen_at": iso(device.last_seen_at)},
+        ))
+    db.session.flush()
+    return device
 
 
 def device_for_token(token: str | None) -> Device | None:
@@ -94,15 +164,75 @@ def revoke_device(actor: User, device: Device) -> Device:
         if actor.id == device.agent_id:
             # An agent switching their own guard off is exactly what supervisors want to hear about.
             db.session.add(BehaviourEvent(tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id,
-                                          type="device_revoked_by_agent", details={"label": device.label},
+                                          type=DEVICE_REVOKED_BY_AGENT, details={"label": device.label},
                                           occurred_at=device.revoked_at))
     db.session.flush()
     return device
 
 
+# The extension heartbeats every 20 s while Chrome runs; this long without one is a silence worth reporting.
+SILENCE_THRESHOLD = timedelta(minutes=10)
+
+
+def _minutes(span: timedelta) -> int:
+    return int(span.total_seconds() // 60)
+
+
 def record_heartbeat(device: Device) -> None:
-    device.last_seen_at = utcnow()
+    """The device was heard from (connect or heartbeat). Ends a reported silence with `heartbeat_resumed`."""
+    now = utcnow()
+    if device.silence_reported_at is not None:
+        silent_since = device.last_seen_at or device.enrolled_at
+        # One conditional UPDATE, so a connect and a heartbeat racing record one event.
+        ended = db.session.execute(
+            update(Device).where(Device.id == device.id, Device.silence_reported_at.is_not(None))
+            .values(silence_reported_at=None)
+        ).rowcount
+        if ended:
+            db.session.add(BehaviourEvent(
+                tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id, type=HEARTBEAT_RESUMED,
+                occurred_at=now, details={"last_seen_at": iso(silent_since), "minutes": _minutes(now - silent_since)},
+            ))
+    device.last_seen_at = now
     db.session.flush()
+
+
+def notice_silent_devices(now: datetime) -> list[BehaviourEvent]:
+    """A `heartbeat_missing` for every device that has been silent past the threshold, once per silence.
+
+    Counted are enrolled, unrevoked devices of active agents (a disabled agent's devices are refused, so
+    their silence says nothing), except a device whose removal was reported and that has not been heard
+    from since: it is gone, and `extension_removed` said so. The silence starts at the last heartbeat (or
+    at enrolment, for a device never heard from). `veil serve` calls this every minute.
+    """
+    last_heard = func.coalesce(Device.last_seen_at, Device.enrolled_at)
+    silent = db.session.scalars(
+        select(Device)
+        .join(User, User.id == Device.agent_id)
+        .where(Device.enrolled_at.is_not(None), Device.revoked_at.is_(None), Device.silence_reported_at.is_(None),
+               User.is_active.is_(True), last_heard < now - SILENCE_THRESHOLD,
+               or_(Device.removal_reported_at.is_(None), Device.last_seen_at > Device.removal_reported_at))
+        .order_by(Device.id)
+    ).all()
+    recorded = []
+    for device in silent:
+        # Claimed one by one, so two server processes checking at once record each silence once.
+        claimed = db.session.execute(
+            update(Device).where(Device.id == device.id, Device.silence_reported_at.is_(None))
+            .values(silence_reported_at=now)
+        ).rowcount
+        if not claimed:
+            continue
+        since = device.last_seen_at or device.enrolled_at
+        event = BehaviourEvent(
+            tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id, type=HEARTBEAT_MISSING,
+            occurred_at=now, details={"label": device.label, "last_seen_at": iso(since),
+                                      "minutes": _minutes(now - since)},
+        )
+        db.session.add(event)
+        recorded.append(event)
+    db.session.flush()
+    return recorded
 
 
 def devices_visible_to(actor: User) -> list[Device]:

@@ -11,6 +11,23 @@ export class EnrolmentError extends Error {
 }
 
 /**
+ * The device's removal link, for chrome.runtime.setUninstallURL, or null when the server sent none.
+ * Only its path is kept, on the origin the extension enrolled with: that server is the one this browser
+ * can reach, while the server builds the link from its own view of the request (behind a proxy it may
+ * name an inside address).
+ */
+function removalLink(serverUrl, link) {
+  if (typeof link !== 'string') return null;
+  let path;
+  try {
+    path = new URL(link).pathname;
+  } catch {
+    return null;
+  }
+  return `${new URL(serverUrl).origin}${path}`;
+}
+
+/**
  * Trades a one-time enrolment code for a device token.
  * `serverUrl` and `code` must already be normalised.
  */
@@ -52,6 +69,7 @@ export async function enrolDevice({ serverUrl, code, label, userAgent, fetchImpl
   return {
     serverUrl,
     token: payload.token,
+    uninstallUrl: removalLink(serverUrl, payload.uninstall_url),
     device: { id: payload.device.id, label: String(payload.device.label ?? '') },
     agent: {
       id: payload.agent?.id ?? null,

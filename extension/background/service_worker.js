@@ -2,11 +2,13 @@ import { io } from '../vendor/socket.io.esm.min.js';
 import { MESSAGES } from '../shared/messages.js';
 import { normaliseEnrolmentCode } from '../shared/enrolment_code.js';
 import { normaliseServerUrl } from '../shared/server_url.js';
+import { applyRemovalLink, createOfflineWatch } from './behaviour_watch.js';
 import { createConnection } from './connection.js';
 import { injectIntoOpenTabs, registerConsoleScripts, seedRules } from './consoles.js';
 import { listen } from './dispatcher.js';
 import { EnrolmentError, enrolDevice } from './enrolment.js';
 import { openOutbox } from './outbox.js';
+import { createPseudonymLookup } from './pseudonyms.js';
 import { createRulesSync } from './rules.js';
 import * as settings from './settings.js';
 import { createStream } from './stream.js';
@@ -21,17 +23,26 @@ function broadcastStatus(status) {
 // Service workers may not await at the top level, so the parts take the outbox as a promise.
 const outbox = openOutbox();
 const stream = createStream({ outbox, onCount: (n) => connection.report({ outbox: n }) });
+const offlineWatch = createOfflineWatch({ store: settings, queue: (events) => stream.queue(events) });
+const pseudonyms = createPseudonymLookup();
 const rules = createRulesSync({ store: settings, onRules: useRules });
 const connection = createConnection({
   io,
   store: settings,
-  onStatus: broadcastStatus,
+  onStatus(status) {
+    broadcastStatus(status);
+    offlineWatch.follow(status);
+  },
   onConnected(socket, enrolment) {
     socket.on('rules_changed', (data) => rules.sync(enrolment, typeof data?.version === 'string' ? data.version : null));
     rules.sync(enrolment);
     stream.attach(socket);
+    pseudonyms.attach(socket);
   },
-  onDisconnected: () => stream.detach(),
+  onDisconnected: () => {
+    stream.detach();
+    pseudonyms.detach();
+  },
 });
 
 let registration = Promise.resolve(null);
@@ -78,6 +89,7 @@ async function enrol({ serverUrl, code, label }) {
       userAgent: navigator.userAgent,
     });
     await settings.saveEnrolment(enrolment);
+    await applyRemovalLink(enrolment);
   } catch (error) {
     if (!(error instanceof EnrolmentError)) throw error;
     return { ok: false, error: { code: error.code, message: error.message } };
@@ -88,6 +100,7 @@ async function enrol({ serverUrl, code, label }) {
 
 async function forgetDevice() {
   await settings.clearEnrolment();
+  await applyRemovalLink(null);
   // Unsent events belong to the device being forgotten; they cannot be sent as anyone else's.
   await stream.clear();
   await connection.restart();
@@ -102,10 +115,12 @@ listen({
     await connection.start();
     return { ok: true };
   },
+  [MESSAGES.CONTENT_TO_SW_PSEUDONYMS]: (message) => pseudonyms.lookup(message.identifiers),
   [MESSAGES.CONTENT_TO_SW_EVENTS]: async (message) => {
-    const answer = await stream.queue(message.events);
-    connection.start();
-    return answer;
+    await connection.start(); // a worker just woken knows its enrolment after this
+    // Events while the link is down mean the console is being used unwatched: say so, once.
+    await offlineWatch.notice(message.events, connection.getStatus());
+    return stream.queue(message.events);
   },
 });
 
@@ -124,3 +139,5 @@ chrome.alarms.onAlarm.addListener((alarm) => {
 chrome.alarms.create(WAKE_ALARM, { periodInMinutes: 0.5 });
 stream.publishCount();
 connection.start();
+// Every start: Chrome keeps the link, but an enrolment made by an older version may not have set it.
+settings.loadEnrolment().then(applyRemovalLink);

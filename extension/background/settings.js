@@ -3,6 +3,7 @@ import { RULES_KEY } from '../shared/storage_keys.js';
 
 const ENROLMENT_KEY = 'enrolment';
 const LAST_HEARTBEAT_KEY = 'lastHeartbeatAt';
+const LINK_WATCH_KEY = 'linkWatch';
 const FALLBACK_SERVER_URL = 'http://127.0.0.1:5000';
 
 export async function loadEnrolment() {
@@ -17,7 +18,17 @@ export async function saveEnrolment(enrolment) {
 
 // The cached rules stay: content scripts keep guarding with them until the next sync replaces them.
 export async function clearEnrolment() {
-  await chrome.storage.local.remove([ENROLMENT_KEY, LAST_HEARTBEAT_KEY]);
+  await chrome.storage.local.remove([ENROLMENT_KEY, LAST_HEARTBEAT_KEY, LINK_WATCH_KEY]);
+}
+
+/** The offline watch's memory (behaviour_watch.js): `{lostAt, reported}`, or null. */
+export async function loadLinkWatch() {
+  const stored = await chrome.storage.local.get(LINK_WATCH_KEY);
+  return stored[LINK_WATCH_KEY] ?? null;
+}
+
+export async function saveLinkWatch(state) {
+  await chrome.storage.local.set({ [LINK_WATCH_KEY]: state });
 }
 
 export async function loadLastHeartbeat() {

@@ -43,7 +43,10 @@ function start(rules) {
   const outlet = new Outlet({ console: profile.id, send: (events) => chrome.runtime.sendMessage({
     type: MESSAGES.CONTENT_TO_SW_EVENTS, events,
   }) });
-  const masker = new Masker({ engine, profile, salt: rules.salt ?? '' });
+  const masker = new Masker({
+    engine, profile,
+    askNames: (identifiers) => chrome.runtime.sendMessage({ type: MESSAGES.CONTENT_TO_SW_PSEUDONYMS, identifiers }),
+  });
   const reader = new Reader({ profile, masker, emit: (event) => outlet.add(event) });
   const guard = new Guard({ engine, profile, reader, emit: (event) => outlet.add(event), t });
 

@@ -7,8 +7,7 @@
 // number split over <a>+86</a> <span>138</span><span>1234</span>5678 is seen whole. Originals are kept
 // in memory (for the reader, and for a reveal with a restore grant), never written back to the page.
 
-import { PSEUDONYM_PREFIX, pseudonym } from './pseudonym.js';
-import { safeClosest, safeMatches, textOf } from './profile.js';
+import { safeClosest, safeMatches, safeQueryAll, textOf } from './profile.js';
 
 // Elements that do not start a new line of text: a unit reaches through them.
 const INLINE = new Set([
@@ -20,15 +19,18 @@ const SKIP_TAGS = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'TEXTAREA'
 // Attributes that reach the screen as tooltips, accessible names or link targets.
 export const MASKED_ATTRIBUTES = ['title', 'aria-label', 'aria-description', 'alt', 'placeholder', 'href'];
 const UI_ATTRIBUTE = 'data-veil-ui';
+const NAME_GATHER_MS = 50; // names seen in one render are asked for in one request
+const NAME_RETRY_MS = 30_000; // an unanswered name (offline) is asked for again after this
+const MAX_NAMES_ASKED = 50; // the server's limit per request
 const TEXT_NODE = 3;
 const ELEMENT_NODE = 1;
 
 export class Masker {
   /**
    * engine: the JavaScript engine (extension/engine/checker.js); profile: the console profile;
-   * salt: the tenant's pseudonym salt.
+   * askNames(identifiers): resolves to {ok, pseudonyms: {identifier: "客户-7F3AK9"}} from the server.
    */
-  constructor({ engine, profile, salt = '' }) {
+  constructor({ engine, profile, askNames = null, setTimer = (fn, ms) => setTimeout(fn, ms) }) {
     this.engine = engine;
     this.regions = profile.mask?.regions?.length ? profile.mask.regions : null;
     this.skip = (profile.mask?.skip ?? []).concat(profile.composer?.input ?? []).join(', ') || null;
@@ -36,7 +38,12 @@ export class Masker {
     // Inline elements that are not part of the text around them (a message's time): units of their own.
     // The message text's `exclude` says which they are; `mask.separate` may add more.
     this.separate = [...(profile.mask?.separate ?? []), ...excludes(profile.messages?.text)].join(', ') || null;
-    this.salt = salt;
+    this.askNames = askNames;
+    this.setTimer = setTimer;
+    this.knownNames = new Map(); // a customer's identifier as shown → the pseudonym the panel uses
+    this.pendingNames = new Set();
+    this.askedNames = new Map(); // identifier → when it was last asked for
+    this.nameTimer = null;
     this.original = new WeakMap(); // text node → the console's own text
     this.written = new WeakMap(); // text node → the masked text this masker wrote
     this.attributeOriginal = new WeakMap(); // element → Map(attribute → the console's own value)
@@ -126,8 +133,12 @@ export class Masker {
     let shown = result.text;
     this.masked += result.spans.length;
     if (nodes.length > 1) shown = this.maskEachNode(texts, result.spans, shown);
-    if (result.spans.length > 0 && this.isName(unit) && isWholly(whole, result.spans)) shown = this.nameFor(whole);
-    this.distribute(nodes, texts, shown);
+    let renamed = false;
+    if (result.spans.length > 0 && this.isName(unit) && isWholly(whole, result.spans)) {
+      const name = this.nameFor(whole, unit.ownerDocument); // until the server answers, the mask stands
+      if (name) [shown, renamed] = [name, true];
+    }
+    this.distribute(nodes, texts, shown, renamed);
   }
 
   // Each text node is also masked on its own: a console may glue a time or a label to the end of the text
@@ -150,16 +161,49 @@ export class Masker {
     return points.join('');
   }
 
-  // The pseudonym a customer named by their identifier is shown under.
-  nameFor(text) {
-    return pseudonym(text.trim(), this.salt);
+  // The pseudonym a customer named by their identifier is shown under, once the server has said it
+  // (the server keys pseudonyms with a secret the extension never holds, so they match the panel's).
+  nameFor(text, document) {
+    const identifier = text.trim();
+    const known = this.knownNames.get(identifier);
+    if (known) return known;
+    const asked = this.askedNames.get(identifier);
+    if (this.askNames && (asked === undefined || Date.now() - asked > NAME_RETRY_MS)) {
+      this.pendingNames.add(identifier);
+      if (this.nameTimer === null) this.nameTimer = this.setTimer(() => this.askForNames(document), NAME_GATHER_MS);
+    }
+    return null;
+  }
+
+  async askForNames(document) {
+    this.nameTimer = null;
+    const batch = [...this.pendingNames].slice(0, MAX_NAMES_ASKED);
+    for (const identifier of batch) {
+      this.pendingNames.delete(identifier);
+      this.askedNames.set(identifier, Date.now());
+    }
+    let answer = null;
+    try {
+      answer = await this.askNames(batch);
+    } catch {
+      answer = null; // no worker to answer: asked again after NAME_RETRY_MS
+    }
+    if (answer?.ok) {
+      for (const [identifier, name] of Object.entries(answer.pseudonyms ?? {})) {
+        if (typeof name === 'string') this.knownNames.set(identifier, name);
+      }
+      for (const element of safeQueryAll(document, this.names)) this.maskUnit(element);
+    }
+    if (this.pendingNames.size > 0 && this.nameTimer === null) {
+      this.nameTimer = this.setTimer(() => this.askForNames(document), NAME_GATHER_MS);
+    }
   }
 
   // Writes `shown` back over the nodes, each taking as many code points as its original had (masking
-  // keeps the count); a pseudonym, which does not, goes wholly into the first node.
-  distribute(nodes, texts, shown) {
+  // keeps the count); a pseudonym (`renamed`), which does not, goes wholly into the first node.
+  distribute(nodes, texts, shown, renamed = false) {
     let parts;
-    if (shown.startsWith(PSEUDONYM_PREFIX) && Array.from(shown).length !== Array.from(texts.join('')).length) {
+    if (renamed) {
       parts = nodes.map((_, i) => (i === 0 ? shown : ''));
     } else {
       const points = Array.from(shown);

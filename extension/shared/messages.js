@@ -9,6 +9,7 @@ export const MESSAGES = Object.freeze({
   CONTENT_TO_SW_PAGE_OPENED: 'content>sw:page-opened',
   // {events: [...]} (event protocol v1, shared/events.js); answered {ok, queued, errors} once stored
   CONTENT_TO_SW_EVENTS: 'content>sw:events',
+  CONTENT_TO_SW_PSEUDONYMS: 'content>sw:pseudonyms',
 });
 
 // Who may send each message; the service worker's dispatcher checks the
@@ -20,4 +21,5 @@ export const SENDERS = Object.freeze({
   [MESSAGES.SW_TO_UI_STATUS_CHANGED]: 'sw',
   [MESSAGES.CONTENT_TO_SW_PAGE_OPENED]: 'content',
   [MESSAGES.CONTENT_TO_SW_EVENTS]: 'content',
+  [MESSAGES.CONTENT_TO_SW_PSEUDONYMS]: 'content',
 });

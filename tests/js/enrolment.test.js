@@ -13,6 +13,7 @@ function fakeFetch(status, body, calls = []) {
 const ENROLLED = {
   device: { id: 7, label: 'Front desk' },
   token: 'dev-token-123',
+  uninstall_url: 'http://127.0.0.1:5000/devices/removed/removal-token',
   agent: { id: 3, email: 'agent1@demo.veil', display_name: 'Agent One' },
   tenant: { id: 1, name: 'Demo Co' },
 };
@@ -36,6 +37,7 @@ describe('enrolDevice', () => {
     assert.deepEqual(enrolment, {
       serverUrl: 'http://127.0.0.1:5000',
       token: 'dev-token-123',
+      uninstallUrl: 'http://127.0.0.1:5000/devices/removed/removal-token',
       device: { id: 7, label: 'Front desk' },
       agent: { id: 3, email: 'agent1@demo.veil', displayName: 'Agent One' },
       tenant: { id: 1, name: 'Demo Co' },
@@ -71,6 +73,21 @@ describe('enrolDevice', () => {
     await assert.rejects(enrolDevice({ serverUrl: 'https://x.test', code: 'AAAA-BBBB', fetchImpl }), {
       code: 'unreachable',
     });
+  });
+
+  it("keeps the removal link's path on the server it enrolled with", async () => {
+    const behindProxy = { ...ENROLLED, uninstall_url: 'http://10.0.0.5:5000/veil/devices/removed/abc' };
+    const enrolment = await enrolDevice({ serverUrl: 'https://veil.example.com/veil', code: 'AAAA-BBBB',
+      fetchImpl: fakeFetch(201, behindProxy) });
+    assert.equal(enrolment.uninstallUrl, 'https://veil.example.com/veil/devices/removed/abc');
+  });
+
+  it('has no removal link when the server sent none (an older server)', async () => {
+    const { uninstall_url: link, ...older } = ENROLLED;
+    assert.ok(link);
+    const enrolment = await enrolDevice({ serverUrl: 'https://x.test', code: 'AAAA-BBBB',
+      fetchImpl: fakeFetch(201, older) });
+    assert.equal(enrolment.uninstallUrl, null);
   });
 
   it('refuses a success answer without a token', async () => {
