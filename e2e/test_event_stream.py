@@ -129,3 +129,29 @@ def test_an_in_house_console_joins_with_a_profile_update(console_browser, consol
         driver.execute_script("window.consoleSim.receive('call me on 13812345678')")
         body_text = driver.find_element(By.TAG_NAME, "body").text
         assert "13812345678" not in body_text and "*******5678" in body_text
+
+
+def test_edits_and_deletions_keep_every_version_on_the_server(console_browser, console_host, tmp_path):  # noqa: F811
+    from e2e.conftest import EXTENSION_ID
+
+    driver = console_browser
+    with running_server(tmp_path / "server") as server:
+        enrol(driver, server, EXTENSION_ID)
+        open_console(driver, "whatsapp")
+        first = driver.execute_script("return window.consoleSim.receive('明天下午三点送货')")
+        second = driver.execute_script("return window.consoleSim.receive('地址是人民路 1 号')")
+        wait_for(lambda: {"明天下午三点送货", "地址是人民路 1 号"} <= set(stored(server.instance)["texts"]), 20,
+                 "the messages did not arrive")
+        driver.execute_script("window.consoleSim.editMessage(arguments[0], '明天下午四点送货')", first)
+        driver.execute_script("window.consoleSim.deleteMessage(arguments[0])", second)
+
+        def revisions():
+            with sqlite3.connect(f"file:{server.instance / 'veil.db'}?mode=ro", uri=True, timeout=10) as db:
+                return list(db.execute(
+                    "SELECT m.text, r.kind, r.text, m.edited_at IS NOT NULL, m.deleted_at IS NOT NULL "
+                    "FROM message_revision r JOIN message m ON m.id = r.message_id ORDER BY r.id"))
+        rows = wait_for(lambda: len(revisions()) >= 2 and revisions(), 20, "the edit and the deletion did not arrive")
+        assert ("明天下午三点送货", "edit", "明天下午四点送货", 1, 0) in rows, rows
+        assert ("地址是人民路 1 号", "delete", "地址是人民路 1 号", 0, 1) in rows, rows
+        kinds = stored(server.instance)["kinds"]
+        assert "message_edited" in kinds and "message_deleted" in kinds

@@ -7,6 +7,7 @@ import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { JSDOM } from 'jsdom';
 import { Engine } from '../../extension/engine/checker.js';
+import { watchCopies } from '../../extension/content/behaviour.js';
 import { Guard } from '../../extension/content/guard.js';
 import { Masker } from '../../extension/content/masker.js';
 import { Outlet } from '../../extension/content/outlet.js';
@@ -291,6 +292,32 @@ describe('Guard', { skip: missing }, () => {
     assert.deepEqual(sent, ['我的电话 13812345678']);
     assert.deepEqual(events.map((e) => [e.kind, e.reason]), [['send_warned', '客户要求回电']]);
     delete global.document;
+  });
+});
+
+describe('bulk copy', () => {
+  it('reports copying many rows of chat, not a word or two', () => {
+    const rows = Array.from({ length: 8 }, (_, i) => `<div class="row" data-id="m${i}"><span class="text">消息 ${i}</span></div>`);
+    const window = page(`<div id="conv" data-key="k1"></div><div id="list">${rows.join('')}</div>`);
+    const { document } = window;
+    const events = [];
+    const reader = { conversation: () => ({ key: 'k1' }) };
+    watchCopies({ document, reader, profile: PROFILE, emit: (e) => events.push(e) });
+    const select = (from, to) => {
+      const range = document.createRange();
+      range.setStart(from, 0);
+      range.setEnd(to, to.childNodes.length);
+      document.getSelection().removeAllRanges();
+      document.getSelection().addRange(range);
+      document.dispatchEvent(new window.Event('copy', { bubbles: true }));
+    };
+    const all = document.querySelectorAll('.row');
+    select(all[0].querySelector('.text'), all[0].querySelector('.text'));
+    assert.equal(events.length, 0, 'one message copied is ordinary work');
+    select(all[0], all[7]);
+    assert.equal(events.length, 1);
+    assert.equal(events[0].kind, 'bulk_copy');
+    assert.ok(events[0].details.rows >= 5, JSON.stringify(events[0].details));
   });
 });
 
