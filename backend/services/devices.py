@@ -99,6 +99,22 @@ def enrol_device(code: str, label: str = "", user_agent: str = "", remote_addr: 
 NEW_DEVICE_LISTED = 20
 
 
+def record_device_event(device: Device, kind: str, at: datetime, details: dict) -> BehaviourEvent:
+    """A behaviour event about one device, in its own tenant and for its own agent."""
+    event = BehaviourEvent(tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id, type=kind,
+                           occurred_at=at, details=details)
+    db.session.add(event)
+    return event
+
+
+def claim(device: Device, unclaimed, **values) -> bool:
+    """Sets `values` on the device only while `unclaimed` holds, in one conditional UPDATE: of two
+    requests or server processes doing this at once, exactly one gets True (and records the event)."""
+    return bool(db.session.execute(
+        update(Device).where(Device.id == device.id, unclaimed).values(**values)
+    ).rowcount)
+
+
 def report_new_device(device: Device, now: datetime) -> None:
     """Another browser for an agent who still has an active one is worth a supervisor's look."""
     others = db.session.scalars(
@@ -110,11 +126,9 @@ def report_new_device(device: Device, now: datetime) -> None:
     ).all()
     if not others:
         return
-    db.session.add(BehaviourEvent(
-        tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id, type=NEW_DEVICE, occurred_at=now,
-        details={"label": device.label, "user_agent": device.user_agent,
-                 "other_devices": [{"id": d.id, "label": d.label} for d in others]},
-    ))
+    record_device_event(device, NEW_DEVICE, now, {
+        "label": device.label, "user_agent": device.user_agent,
+        "other_devices": [{"id": d.id, "label": d.label} for d in others]})
 
 
 # A removal token as enrolment makes it (secrets.token_urlsafe(32)); anything else is not looked up.
@@ -133,16 +147,9 @@ def report_extension_removed(removal_token: str) -> Device | None:
     if device is None:
         return None
     now = utcnow()
-    # Claimed with one conditional UPDATE, so two visits at once still record one event.
-    first = db.session.execute(
-        update(Device).where(Device.id == device.id, Device.removal_reported_at.is_(None))
-        .values(removal_reported_at=now)
-    ).rowcount
-    if first:
-        db.session.add(BehaviourEvent(
-            tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id, type=EXTENSION_REMOVED,
-            occurred_at=now, details={"label": device.label, "last_seen_at": iso(device.last_seen_at)},
-        ))
+    if claim(device, Device.removal_reported_at.is_(None), removal_reported_at=now):  # two visits: one event
+        record_device_event(device, EXTENSION_REMOVED, now,
+                            {"label": device.label, "last_seen_at": iso(device.last_seen_at)})
     db.session.flush()
     return device
 
@@ -163,9 +170,7 @@ def revoke_device(actor: User, device: Device) -> Device:
         record_audit("device.revoke", actor=actor, target_type="device", target_id=device.id)
         if actor.id == device.agent_id:
             # An agent switching their own guard off is exactly what supervisors want to hear about.
-            db.session.add(BehaviourEvent(tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id,
-                                          type=DEVICE_REVOKED_BY_AGENT, details={"label": device.label},
-                                          occurred_at=device.revoked_at))
+            record_device_event(device, DEVICE_REVOKED_BY_AGENT, device.revoked_at, {"label": device.label})
     db.session.flush()
     return device
 
@@ -183,16 +188,10 @@ def record_heartbeat(device: Device) -> None:
     now = utcnow()
     if device.silence_reported_at is not None:
         silent_since = device.last_seen_at or device.enrolled_at
-        # One conditional UPDATE, so a connect and a heartbeat racing record one event.
-        ended = db.session.execute(
-            update(Device).where(Device.id == device.id, Device.silence_reported_at.is_not(None))
-            .values(silence_reported_at=None)
-        ).rowcount
-        if ended:
-            db.session.add(BehaviourEvent(
-                tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id, type=HEARTBEAT_RESUMED,
-                occurred_at=now, details={"last_seen_at": iso(silent_since), "minutes": _minutes(now - silent_since)},
-            ))
+        # a connect and a heartbeat racing record one event
+        if claim(device, Device.silence_reported_at.is_not(None), silence_reported_at=None):
+            record_device_event(device, HEARTBEAT_RESUMED, now,
+                                {"last_seen_at": iso(silent_since), "minutes": _minutes(now - silent_since)})
     device.last_seen_at = now
     db.session.flush()
 
@@ -216,21 +215,12 @@ def notice_silent_devices(now: datetime) -> list[BehaviourEvent]:
     ).all()
     recorded = []
     for device in silent:
-        # Claimed one by one, so two server processes checking at once record each silence once.
-        claimed = db.session.execute(
-            update(Device).where(Device.id == device.id, Device.silence_reported_at.is_(None))
-            .values(silence_reported_at=now)
-        ).rowcount
-        if not claimed:
+        # claimed one by one: two server processes checking at once record each silence once
+        if not claim(device, Device.silence_reported_at.is_(None), silence_reported_at=now):
             continue
         since = device.last_seen_at or device.enrolled_at
-        event = BehaviourEvent(
-            tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id, type=HEARTBEAT_MISSING,
-            occurred_at=now, details={"label": device.label, "last_seen_at": iso(since),
-                                      "minutes": _minutes(now - since)},
-        )
-        db.session.add(event)
-        recorded.append(event)
+        recorded.append(record_device_event(device, HEARTBEAT_MISSING, now, {
+            "label": device.label, "last_seen_at": iso(since), "minutes": _minutes(now - since)}))
     db.session.flush()
     return recorded
 
