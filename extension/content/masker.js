@@ -22,6 +22,7 @@ const UI_ATTRIBUTE = 'data-veil-ui';
 const NAME_GATHER_MS = 50; // names seen in one render are asked for in one request
 const NAME_RETRY_MS = 30_000; // an unanswered name (offline) is asked for again after this
 const MAX_NAMES_ASKED = 50; // the server's limit per request
+const MASK_CACHE_SIZE = 5000; // texts whose masking is remembered (oldest forgotten first)
 const TEXT_NODE = 3;
 const ELEMENT_NODE = 1;
 
@@ -129,7 +130,7 @@ export class Masker {
     const texts = nodes.map((node) => this.originalOf(node));
     const whole = texts.join('');
     if (whole.trim() === '') return;
-    const result = this.engine.mask(whole);
+    const result = this.maskText(whole);
     let shown = result.text;
     this.masked += result.spans.length;
     if (nodes.length > 1) shown = this.maskEachNode(texts, result.spans, shown);
@@ -141,13 +142,34 @@ export class Masker {
     this.distribute(nodes, texts, shown, renamed);
   }
 
+  // The engine's answer for a text, remembered: a console that rebuilds its whole list on every new
+  // message hands the same texts over again and again.
+  maskText(text) {
+    let result = this.maskCache.get(text);
+    if (result === undefined) {
+      result = this.engine.mask(text);
+      if (this.maskCache.size >= MASK_CACHE_SIZE) this.maskCache.delete(this.maskCache.keys().next().value);
+      this.maskCache.set(text, result);
+    }
+    return result;
+  }
+
+  set engine(engine) {
+    this.currentEngine = engine; // new rules: what was remembered no longer holds
+    this.maskCache = new Map();
+  }
+
+  get engine() {
+    return this.currentEngine;
+  }
+
   // Each text node is also masked on its own: a console may glue a time or a label to the end of the text
   // with no space ("…13812345678" + "12:56"), which reads as one longer number when joined.
   maskEachNode(texts, unitSpans, shown) {
     const points = Array.from(shown);
     let offset = 0;
     for (const text of texts) {
-      const own = this.engine.mask(text);
+      const own = this.maskText(text);
       const length = Array.from(text).length;
       if (own.spans.length > 0) {
         const ownPoints = Array.from(own.text);
@@ -258,7 +280,7 @@ export class Masker {
         text = value;
       }
     }
-    const result = this.engine.mask(text);
+    const result = this.maskText(text);
     if (result.spans.length === 0) return value;
     this.masked += result.spans.length;
     return result.text;

@@ -6,7 +6,10 @@
 
 const GATHER_MS = 150;
 const RETRY_MS = 2000;
-const MAX_PENDING = 5000; // a page that cannot reach its worker for hours keeps the newest events
+const BATCH = 1000; // events per hand-off (the worker's limit): a console loading a long history is fast
+// Events kept while the worker cannot be reached (about 15 MB at worst). Past it the oldest go: a page
+// cut off from its worker for that long has a broken extension, which the server sees as silence.
+const MAX_PENDING = 50_000;
 
 export class Outlet {
   constructor({ console: consoleId, send, now = () => Date.now(), setTimer = (fn, ms) => setTimeout(fn, ms), newId }) {
@@ -23,7 +26,7 @@ export class Outlet {
   add(event) {
     this.pending.push({ id: this.newId(), at: this.now(), console: this.console, ...event });
     if (this.pending.length > MAX_PENDING) this.pending.splice(0, this.pending.length - MAX_PENDING);
-    this.schedule(GATHER_MS);
+    this.schedule(this.pending.length >= BATCH ? 0 : GATHER_MS);
   }
 
   schedule(delay) {
@@ -34,7 +37,7 @@ export class Outlet {
     this.timer = null;
     if (this.sending || this.pending.length === 0) return;
     this.sending = true;
-    const batch = this.pending.slice(0, 100);
+    const batch = this.pending.slice(0, BATCH);
     let taken = false;
     try {
       const answer = await this.send(batch);

@@ -321,6 +321,25 @@ describe('bulk copy', () => {
   });
 });
 
+describe('Outlet under a burst', () => {
+  it('hands a long history over in large batches, losing nothing', async () => {
+    const delays = [];
+    const timers = [];
+    const taken = [];
+    const outlet = new Outlet({
+      console: 'test', newId: (() => { let n = 0; return () => `id-${++n}`; })(),
+      setTimer: (fn, ms) => { delays.push(ms); timers.push(fn); },
+      send: async (events) => { taken.push(...events.map((e) => e.id)); return { ok: true }; },
+    });
+    for (let i = 0; i < 2500; i++) outlet.add({ type: 'behaviour', kind: 'bulk_copy' });
+    assert.equal(delays[0], 150, 'a few events wait a moment to go together');
+    while (timers.length) await timers.shift()();
+    assert.equal(taken.length, 2500);
+    assert.equal(new Set(taken).size, 2500);
+    assert.ok(delays.slice(1).every((ms) => ms === 0), 'a full batch goes at once');
+  });
+});
+
 describe('Outlet', () => {
   it('gives every event a device-made id and keeps what the worker did not take', async () => {
     const batches = [];
