@@ -123,7 +123,8 @@ export function safeQueryAll(root, selector) {
 }
 
 // Whether a row shows a marker (README, "Markers"): an element matching `selector` (the row itself or
-// inside it), or the row's text or one of its texts equal to one of `text` or matching `pattern`.
+// inside it), or the row's whole text or one of its text nodes equal to one of `text` or matching
+// `pattern`.
 // A plain string is a selector.
 export function hasMarker(row, marker, nodeText = (node) => node.nodeValue) {
   if (!marker) return false;
@@ -144,9 +145,11 @@ export function hasMarker(row, marker, nodeText = (node) => node.nodeValue) {
     return trimmed !== '' && (texts.includes(trimmed) || (pattern !== null && pattern.test(trimmed)));
   };
   if (fits(textOf(row, nodeText))) return true;
-  const walker = row.ownerDocument.createTreeWalker(row, 1 /* NodeFilter.SHOW_ELEMENT */);
-  for (let element = walker.nextNode(); element; element = walker.nextNode()) {
-    if (fits(textOf(element, nodeText))) return true;
+  // each label inside the row: its text nodes (not every element's whole text, which on every re-render
+  // of a long list would read each row's text once per element in it)
+  const walker = row.ownerDocument.createTreeWalker(row, 4 /* NodeFilter.SHOW_TEXT */);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (fits(nodeText(node))) return true;
   }
   return false;
 }
