@@ -43,12 +43,13 @@ function start(rules) {
   const outlet = new Outlet({ console: profile.id, send: (events) => chrome.runtime.sendMessage({
     type: MESSAGES.CONTENT_TO_SW_EVENTS, events,
   }) });
+  const emit = (event) => outlet.add(event);
   const masker = new Masker({
     engine, profile,
     askNames: (identifiers) => chrome.runtime.sendMessage({ type: MESSAGES.CONTENT_TO_SW_PSEUDONYMS, identifiers }),
   });
-  const reader = new Reader({ profile, masker, emit: (event) => outlet.add(event) });
-  const guard = new Guard({ engine, profile, reader, emit: (event) => outlet.add(event), t });
+  const reader = new Reader({ profile, masker, emit });
+  const guard = new Guard({ engine, profile, reader, emit, t });
 
   // Read first (the console's own text), then mask: both before the page is shown.
   reader.scan(document);
@@ -61,11 +62,12 @@ function start(rules) {
     childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: MASKED_ATTRIBUTES,
   });
   guard.attach();
-  watchCopies({ document, reader, profile, emit: (event) => outlet.add(event) });
+  watchCopies({ document, reader, profile, emit });
   // New rules (the backend pushed a version): the same page goes on with a new engine.
   chrome.storage.onChanged.addListener((changes, area) => {
     const next = area === 'local' ? changes[RULES_KEY]?.newValue : null;
-    if (!next?.payload) return;
+    // the key is rewritten with the same payload too (a sync after the build's seed): no rebuild then
+    if (!next?.payload || next.payload.hash === masker.engine.version) return;
     const renewed = new Engine(next.payload);
     masker.engine = renewed;
     guard.engine = renewed;
