@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 EXTENSION_DIR := $(CURDIR)/dist/extension
 export VEIL_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: run test install deps-python deps-node translations update-translations extension browser lint pytest jstest e2e clean
+.PHONY: run test install panel-assets deps-python deps-node translations update-translations extension browser lint pytest jstest e2e clean
 
 run: install extension
 	@$(BIN)/veil init
@@ -18,7 +18,7 @@ run: install extension
 	@echo ""
 	@$(BIN)/veil serve
 
-install: deps-python deps-node translations
+install: deps-python deps-node translations panel-assets
 
 deps-python: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -41,6 +41,10 @@ update-translations: deps-python
 	$(BIN)/pybabel extract -F backend/babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
 		-o backend/translations/messages.pot backend
 	$(BIN)/pybabel update -i backend/translations/messages.pot -d backend/translations --no-fuzzy-matching --ignore-obsolete
+
+# The panel's page scripts (backend/static/src -> backend/static/build), bundled with what npm installed.
+panel-assets: deps-node
+	@npm run --silent build:panel
 
 extension: deps-node deps-python
 	@VEIL_SERVER_URL="$${VEIL_SERVER_URL:-http://127.0.0.1:$${VEIL_PORT:-5000}}" npm run --silent build

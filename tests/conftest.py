@@ -29,7 +29,8 @@ from backend.services.devices import create_enrolment_code, enrol_device
 from backend.services.tenants import create_department, create_tenant
 
 TRANSLATIONS = Path(__file__).resolve().parents[1] / "backend" / "translations"
-PG_SCHEMA = "veil_test"
+# Several checkouts may test against one PostgreSQL at once: each can name a schema of its own.
+PG_SCHEMA = os.environ.get("VEIL_TEST_PG_SCHEMA", "veil_test")
 
 
 def compile_catalogues() -> None:

