@@ -28,6 +28,7 @@ from backend.models.behaviour import (
 from backend.security import throttle
 from backend.security.secrets import hash_enrolment_code, hash_token, new_enrolment_code, new_token
 from backend.services.audit import record_audit
+from backend.services.signals import behaviour_recorded
 from backend.services.visibility import can_see_agent, visible_agent_ids_query
 
 
@@ -104,6 +105,9 @@ def record_device_event(device: Device, kind: str, at: datetime, details: dict) 
     event = BehaviourEvent(tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id, type=kind,
                            occurred_at=at, details=details)
     db.session.add(event)
+    db.session.flush()
+    behaviour_recorded.send(None, tenant_id=event.tenant_id, agent_id=event.agent_id, conversation_id=None,
+                            event_id=event.id, type=kind)
     return event
 
 

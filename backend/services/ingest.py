@@ -29,6 +29,7 @@ from backend.models.behaviour import MESSAGE_DELETED, MESSAGE_EDITED, REPORTED_K
 from backend.security.rate_limit import TokenBuckets, whole_seconds
 from backend.services.conversations import find_or_create_chat_account, find_or_create_conversation
 from backend.services.rule_sets import compiled_payload, current_rule_set, engine_for_tenant
+from backend.services.signals import behaviour_recorded, message_changed, message_stored
 
 PROTOCOL_VERSION = 1
 MAX_BATCH_EVENTS = 100
@@ -395,6 +396,8 @@ class _Batch:
             return  # a racing copy of this batch stored it first
         if conversation.last_message_at is None or conversation.last_message_at < event.sent_at:
             conversation.last_message_at = event.sent_at
+        message_stored.send(None, tenant_id=self.device.tenant_id, agent_id=self.device.agent_id,
+                            conversation_id=conversation.id, message_id=message_id, direction=event.direction)
         if check is not None and check["action"] in RULE_HIT_ACTIONS:
             record_server_rule_hit(self.device, conversation.id, check, event.sent_at, message_id=message_id)
 
@@ -430,6 +433,9 @@ class _Batch:
         else:
             message.deleted_at = event.at
         db.session.expire(message, ["revisions"])
+        message_changed.send(None, tenant_id=self.device.tenant_id, agent_id=self.device.agent_id,
+                             conversation_id=conversation.id, message_id=message.id, revision_id=revision_id,
+                             kind=event.kind)
         self.add_behaviour(event.id, behaviour_type, conversation.id, details, event.at)
         if check is not None and check["action"] in RULE_HIT_ACTIONS:
             record_server_rule_hit(self.device, conversation.id, check, event.at, message_id=message.id,
@@ -441,10 +447,13 @@ class _Batch:
 
     def add_behaviour(self, event_id: str, kind: str, conversation_id: int | None, details: dict,
                       at: datetime) -> None:
-        insert_if_absent(BehaviourEvent, {
+        behaviour_id = insert_if_absent(BehaviourEvent, {
             **self.owned(event_id), "agent_id": self.device.agent_id, "conversation_id": conversation_id,
             "type": kind, "details": details, "occurred_at": at, "received_at": utcnow(),
         })
+        if behaviour_id is not None:
+            behaviour_recorded.send(None, tenant_id=self.device.tenant_id, agent_id=self.device.agent_id,
+                                    conversation_id=conversation_id, event_id=behaviour_id, type=kind)
 
 
 def server_check(tenant, conversation: Conversation, text: str, at: datetime, *, window: bool) -> dict:
@@ -478,4 +487,7 @@ def record_server_rule_hit(device: Device, conversation_id: int, check: dict, at
     event = BehaviourEvent(tenant_id=device.tenant_id, agent_id=device.agent_id, device_id=device.id,
                            conversation_id=conversation_id, type=SERVER_RULE_HIT, details=details, occurred_at=at)
     db.session.add(event)
+    db.session.flush()
+    behaviour_recorded.send(None, tenant_id=event.tenant_id, agent_id=event.agent_id,
+                            conversation_id=conversation_id, event_id=event.id, type=SERVER_RULE_HIT)
     return event

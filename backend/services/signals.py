@@ -10,3 +10,11 @@ _signals = Namespace()
 
 # sender: the RuleSetVersion just written; kwargs: tenant_id, version_hash (the compiled payload's hash)
 rule_set_saved = _signals.signal("rule-set-saved")
+
+# Chat records and behaviour, sent once a row is inserted (never for a retried event stored before).
+# sender: None; kwargs: tenant_id, agent_id, conversation_id, message_id, direction
+message_stored = _signals.signal("message-stored")
+# sender: None; kwargs: tenant_id, agent_id, conversation_id, message_id, revision_id, kind ("edit" | "delete")
+message_changed = _signals.signal("message-changed")
+# sender: None; kwargs: tenant_id, agent_id, conversation_id (or None), event_id, type (a BehaviourEvent type)
+behaviour_recorded = _signals.signal("behaviour-recorded")
