@@ -383,5 +383,76 @@ def build_extension(server_url: str, out_dir: str) -> None:
     click.echo(f"Zip:      {archive}")
 
 
+@main.command()
+@click.option("--server", "server_url", required=True, help="The Veil server (http://127.0.0.1:5000).")
+@click.option("--agents", type=click.IntRange(1, 5000), default=10, show_default=True,
+              help="Simulated agents, one browser each.")
+@click.option("--rate", type=click.FloatRange(0.001, 1000), default=1.0, show_default=True,
+              help="Events per second per agent.")
+@click.option("--duration", type=click.FloatRange(0.1, 86400), default=10.0, show_default=True,
+              help="Seconds of streaming (then what is unanswered is resent for up to 60 s).")
+@click.option("--token", envvar="VEIL_API_TOKEN", default=None,
+              help="An owner's or admin's API token (or VEIL_API_TOKEN). Omitted: a temporary token is made "
+                   "in this instance's database, which must be the server's.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed for the simulated conversations.")
+@click.option("--keep-devices", is_flag=True, help="Leave the simulated devices enrolled afterwards.")
+def simulate(server_url, agents, rate, duration, token, seed, keep_devices) -> None:
+    """Simulated agents' browsers that speak the extension's protocol to a server, then a count of what was
+    sent, acknowledged and stored. Exit status 1 when an acknowledged event is not stored."""
+    from backend.simulation import Simulation, SimulationError
+
+    made_token = None
+    if token is None:
+        made_token = token = local_api_token()
+    progress = (lambda line: click.echo(f"\r{line:<70}", nl=False, err=True)) if sys.stderr.isatty() \
+        else (lambda line: click.echo(line, err=True))
+    sim = Simulation(server_url, token, agents, rate, duration, seed=seed, progress=progress,
+                     keep_devices=keep_devices)
+    try:
+        sim.setup()
+        report = sim.run()
+    except SimulationError as err:
+        fail(str(err))
+    finally:
+        sim.close()
+        if made_token:
+            revoke_local_api_token(made_token)
+    click.echo("", err=True)
+    for line in report.lines():
+        click.echo(line)
+    sys.exit(0 if report.complete else 1)
+
+
+def local_api_token() -> str:
+    """A short-lived API token of this instance's first owner (or admin), for `veil simulate`."""
+    from sqlalchemy import select
+
+    from backend.models import Role, User
+    from backend.services.api_tokens import create_api_token
+
+    app = make_app()
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.role.in_([Role.OWNER, Role.ADMIN]), User.is_active)
+                                 .order_by(User.role.desc(), User.id))
+        if user is None:
+            fail("no owner or admin in this instance's database: pass --token")
+        token = create_api_token(user, name="veil simulate")
+        db.session.commit()
+    return token
+
+
+def revoke_local_api_token(token: str) -> None:
+    from sqlalchemy import update
+
+    from backend.models import ApiToken
+    from backend.models.base import utcnow
+    from backend.security.secrets import hash_token
+
+    app = make_app()
+    with app.app_context():
+        db.session.execute(update(ApiToken).where(ApiToken.token_hash == hash_token(token)).values(revoked_at=utcnow()))
+        db.session.commit()
+
+
 if __name__ == "__main__":
     main()

@@ -124,7 +124,8 @@ def list_devices():
 
 @bp.get("/devices/<int:device_id>")
 def get_device(device_id: int):
-    return jsonify({"device": get_visible_device(g.user, device_id).to_dict()})
+    device = get_visible_device(g.user, device_id)
+    return jsonify({"device": device.to_dict(), "stored": devices.stored_counts(device)})
 
 
 @bp.post("/devices/<int:device_id>/revoke")

@@ -237,3 +237,24 @@ def devices_visible_to(actor: User) -> list[Device]:
             .order_by(Device.id)
         )
     )
+
+
+def stored_counts(device: Device) -> dict:
+    """How much of what this device sent the server holds (`veil simulate` compares it with what it sent).
+
+    `events`: distinct event ids of the device across messages, revisions and behaviour events (an edit
+    is a revision and a behaviour event under one id); rows the server made itself carry no event id.
+    """
+    from sqlalchemy import union_all
+
+    from backend.models import Message, MessageRevision
+
+    def count(model) -> int:
+        return db.session.scalar(select(func.count()).select_from(model).where(model.device_id == device.id)) or 0
+
+    ids = union_all(*(select(m.client_event_id.label("id")).where(m.device_id == device.id,
+                                                                  m.client_event_id.is_not(None))
+                      for m in (Message, MessageRevision, BehaviourEvent))).subquery()
+    events = db.session.scalar(select(func.count(func.distinct(ids.c.id)))) or 0
+    return {"events": events, "messages": count(Message), "revisions": count(MessageRevision),
+            "behaviour_events": count(BehaviourEvent)}
