@@ -78,9 +78,12 @@ class Engine:
     def _words(automaton, plain: Stream, skeleton: Skeleton) -> list[tuple[int, int, str, str]]:
         """(original start, original end, category, word) for each word of `automaton` in the text."""
         found = []
-        for hit in find_words(automaton, skeleton):
-            start, end = skeleton.plain_index(hit.start), skeleton.plain_index(hit.end - 1) + 1
-            found.append((*original_span(plain, start, end), hit.category, hit.word))
+        orig = plain.orig if plain.irregular_plain else None  # None: plain and original indices agree
+        for start, end, category, word in find_words(automaton, skeleton):
+            start, end = skeleton.plain_index(start), skeleton.plain_index(end - 1) + 1
+            if orig is not None:
+                start, end = orig(start), orig(end - 1) + 1
+            found.append((start, end, category, word))
         return found
 
     def _allowed(self, plain: Stream, skeleton: Skeleton) -> list[tuple[int, int]]:
@@ -95,7 +98,8 @@ class Engine:
         plain = self.normaliser.plain(text)
         skeleton = self.normaliser.skeleton(plain)
         allowed = self._allowed(plain, skeleton)
-        return [f for f in self._word_list(text, plain, skeleton) if not inside(allowed, f.start, f.end)]
+        found = self._word_list(text, plain, skeleton)
+        return [f for f in found if not inside(allowed, f.start, f.end)] if allowed else found
 
     def _detections(self, plain: Stream, kinds: set[str], *, identifiers: bool) -> list[det.Detection]:
         text = plain.text

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import ahocorasick
 
 from backend.engine.normalise import Skeleton, is_latin
 
 
-@dataclass(frozen=True)
-class WordHit:
+class WordHit(NamedTuple):  # a tuple: a message can have many, and a frozen dataclass is slow to make
     start: int  # skeleton index of the first character
     end: int  # skeleton index after the last character
     category: str

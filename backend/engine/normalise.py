@@ -16,13 +16,12 @@ import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
-from operator import add
+from operator import add, sub
 
 ZERO_WIDTH = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u180e", "\u2061", "\u2062", "\u2063"}
 SEPARATOR = "\x00"  # in the skeleton's working string: a character that is not a letter or digit
 COLLAPSED = "\x01"  # a repeated character folded into the one before it (not a separator)
 REPEATS = re.compile(r"([^\x00\x01a-z0-9])((?:[\x00\x01]*\1)+)")
-DROPPED_RUNS = re.compile(r"([\x00\x01]+)")
 
 
 @dataclass
@@ -142,38 +141,50 @@ class Skeleton:
     """The word matcher's string, with the way back to the plain stream and the separators it dropped.
 
     The way back (where each kept segment starts) is worked out only when a match asks for it: most
-    messages match nothing, and building it is the one per-character Python loop of the word path.
+    messages match nothing.
     """
 
-    __slots__ = ("text", "work", "_seg_skeleton", "_seg_plain")
+    __slots__ = ("text", "work", "_starts", "_collapsed")
 
     def __init__(self, text: str, work: str):
         self.text = text
         self.work = work  # the plain stream translated: folded characters, SEPARATOR, COLLAPSED
-        self._seg_skeleton: list[int] | None = None  # skeleton index where each kept segment starts
-        self._seg_plain: list[int] = []  # plain index where it starts
+        self._starts: list[int] | None = None  # skeleton index where each piece of `work` starts
+        self._collapsed = COLLAPSED in work
 
     def _segments(self) -> None:
-        # [kept, dropped, kept, …, kept]: split, len and accumulate all loop in C
-        lengths = list(map(len, DROPPED_RUNS.split(self.work)))
-        self._seg_plain = [0, *accumulate(lengths)][0::2]
-        self._seg_skeleton = [0, *accumulate(lengths[0::2])][:-1]
+        # Every dropped character, a separator or a collapsed repeat, counts as a SEPARATOR here: cut at
+        # each, `work` falls into pieces that are kept whole (some empty), one dropped character after each
+        # but the last. str.split, len and accumulate all loop in C.
+        work = self.work.replace(COLLAPSED, SEPARATOR) if self._collapsed else self.work
+        self._starts = list(accumulate(map(len, work.split(SEPARATOR)), initial=0))
+
+    def _piece(self, index: int) -> int:
+        """How many pieces start at or before skeleton index `index`: one more than the number of the piece
+        that holds it (empty pieces start where the next one does, so they come first)."""
+        if self._starts is None:
+            self._segments()
+        return bisect_right(self._starts, index)
 
     def plain_index(self, index: int) -> int:
-        if self._seg_skeleton is None:
-            self._segments()
-        k = bisect_right(self._seg_skeleton, index) - 1
-        return self._seg_plain[k] + index - self._seg_skeleton[k]
+        # k pieces before the one that holds it: k dropped characters
+        return index + self._piece(index) - 1
 
     def gap_before(self, index: int) -> bool:
         """Whether a separator stood between skeleton characters index-1 and index."""
         if index == 0:
             return True
-        return SEPARATOR in self.work[self.plain_index(index - 1) + 1:self.plain_index(index)]
+        before, here = self._piece(index - 1), self._piece(index)
+        if before == here:
+            return False  # one piece: nothing was dropped between them
+        if not self._collapsed:
+            return True  # something was dropped, and only separators ever are
+        return SEPARATOR in self.work[index + before - 1:index + here - 1]
 
 
 def _collapse(match: re.Match) -> str:
-    return match.group(1) + match.group(2).replace(match.group(1), COLLAPSED)
+    first, repeats = match.groups()
+    return first + repeats.replace(first, COLLAPSED)
 
 
 class Normaliser:
@@ -190,16 +201,14 @@ class Normaliser:
         # plain and skeleton tables composed: one pass that also meets every new character, so
         # `irregular` below is complete; the plain text itself is made only if a detector asks for it
         work = text.translate(self._plain_skeleton)
-        starts: list[int] = []
-        lengths: list[int] = []
-        origins: list[int] = []
         irregular = self._irregular_pattern()
-        if irregular is not None and irregular.search(text):
-            # map and accumulate loop in C: a message full of zero-width characters stays cheap
-            origins = [match.start() for match in irregular.finditer(text)]
-            lengths = list(map(len, map(self._plain.__getitem__, map(ord, map(text.__getitem__, origins)))))
-            shifts = accumulate(lengths, lambda shift, length: shift + length - 1, initial=0)
-            starts = list(map(add, origins, shifts))
+        origins = [match.start() for match in irregular.finditer(text)] if irregular is not None else []
+        if not origins:
+            return Stream(text, work, self._plain, [], [], [])
+        # map and accumulate loop in C: a message full of zero-width characters stays cheap. Each irregular
+        # character before the k-th moved it by its length less one: starts[k] = origin + lengths before - k.
+        lengths = list(map(len, map(self._plain.__getitem__, map(ord, map(text.__getitem__, origins)))))
+        starts = list(map(sub, map(add, origins, accumulate(lengths, initial=0)), range(len(origins))))
         return Stream(text, work, self._plain, starts, lengths, origins)
 
     def _irregular_pattern(self) -> re.Pattern | None:

@@ -2,14 +2,26 @@
 // Built from the payload that `veil rules compile` writes; the same algorithm as backend/engine/checker.py.
 
 import {
-  AstralStandIns, detectEmails, detectHandles, detectLinks, detectNumbers, detectorText, detectWallets,
+  AstralStandIns, detectEmails, detectHandles, detectLinks, detectNumbers, detectorText, detectWallets, digitRuns,
 } from './detectors.js';
 import { buildAutomaton, findWords } from './matcher.js';
-import { Tables, plainStream, skeleton as skeletonOf } from './normalise.js';
+import { Tables, Workspace, plainStream, skeleton as skeletonOf } from './normalise.js';
 import { ConversationWindow } from './window.js';
 
 const SEVERITY = { allow: 0, log: 0, warn: 1, block: 2 };
+const ALLOW = Symbol('allow'); // the category of allow-list entries in the automaton, which no rule can name
 const MASK_KINDS = ['phone', 'email', 'id_card', 'bank_card', 'handle', 'link', 'crypto_wallet'];
+const ALL_MASK_KINDS = new Set(MASK_KINDS); // read only
+
+// "contact.phone" and the like, made once rather than for every finding (types and kinds are few).
+const RULE_NAMES = new Map();
+function ruleName(type, kind) {
+  let byKind = RULE_NAMES.get(type);
+  if (byKind === undefined) RULE_NAMES.set(type, (byKind = new Map()));
+  let name = byKind.get(kind);
+  if (name === undefined) byKind.set(kind, (name = `${type}.${kind}`));
+  return name;
+}
 
 function surrogateLast(unit) {
   if (unit >= 0xe000) return unit - 0x800;
@@ -27,18 +39,6 @@ export function compareCodePoints(a, b) {
   return a.length - b.length;
 }
 
-function compareKeys(x, y) {
-  for (let i = 0; i < x.length; i++) {
-    const a = x[i];
-    const b = y[i];
-    if (a !== b) {
-      if (typeof a === 'number') return a - b;
-      return compareCodePoints(a, b);
-    }
-  }
-  return 0;
-}
-
 function originalSpan(stream, start, end) {
   return [stream.origin[start], stream.origin[end - 1] + 1];
 }
@@ -46,6 +46,8 @@ function originalSpan(stream, start, end) {
 function within(spans, start, end) {
   return spans.some(([a, b]) => a <= start && end <= b);
 }
+
+const SURROGATE = /[\ud800-\udfff]/;
 
 // The original text by code point, so that spans slice it the way Python does. Looked at only when
 // there is a finding to cut out: most messages have none.
@@ -56,7 +58,7 @@ class Original {
   }
 
   slice(start, end) {
-    if (this.points === undefined) this.points = /[\ud800-\udfff]/.test(this.text) ? Array.from(this.text) : null;
+    if (this.points === undefined) this.points = SURROGATE.test(this.text) ? Array.from(this.text) : null;
     return this.points === null ? this.text.slice(start, end) : this.points.slice(start, end).join('');
   }
 }
@@ -68,14 +70,20 @@ export function dropNested(findings) {
     && f.end <= o.end && (o.end - o.start) > (f.end - f.start)));
 }
 
+function compareStrings(a, b) {
+  return a === b ? 0 : compareCodePoints(a, b);
+}
+
+// Python's order of (start, end, type, category, rule).
+function compareFindings(x, y) {
+  return x.start - y.start || x.end - y.end || compareStrings(x.type, y.type)
+    || compareStrings(x.category, y.category) || compareStrings(x.rule, y.rule);
+}
+
 export function dedupe(findings) {
-  const keyOf = (f) => [f.start, f.end, f.type, f.category, f.rule];
-  const sorted = findings.map((f) => [keyOf(f), f]).sort((x, y) => compareKeys(x[0], y[0]));
   const unique = [];
-  let previous = null;
-  for (const [key, finding] of sorted) {
-    if (previous === null || compareKeys(previous, key) !== 0) unique.push(finding);
-    previous = key;
+  for (const f of findings.slice().sort(compareFindings)) { // a stable sort, as Python's
+    if (!unique.length || compareFindings(unique[unique.length - 1], f) !== 0) unique.push(f);
   }
   return unique;
 }
@@ -91,6 +99,7 @@ export class Engine {
     this.version = payload.hash;
     this.settings = payload.settings;
     this.tables = new Tables(payload.tables, payload.unicode);
+    this.workspace = new Workspace(); // the skeleton and plain stream of the message being read
     const raw = payload.detectors;
     this.standIns = new AstralStandIns([
       raw.handle_keywords.map(([keyword]) => keyword), raw.stop_handles, raw.contact_context,
@@ -104,37 +113,41 @@ export class Engine {
       contact_context: raw.contact_context.map(word),
       reference_context: raw.reference_context.map(word),
     };
-    const words = new Map();
-    for (const [skeletonText, category, entry] of payload.words) {
-      const values = words.get(skeletonText);
-      if (values) values.push([category, entry]);
-      else words.set(skeletonText, [[category, entry]]);
-    }
-    this.words = buildAutomaton(words);
-    this.allow = buildAutomaton(new Map(payload.allow.map((a) => [a, [['allow', a]]])));
+    // The words and the allow list share one automaton, so that a check reads the skeleton once; the
+    // masker, which needs only the allow list, keeps a small one of its own.
+    const keys = new Map();
+    const add = (key, value) => {
+      const values = keys.get(key);
+      if (values) values.push(value);
+      else keys.set(key, [value]);
+    };
+    for (const [skeletonText, category, entry] of payload.words) add(skeletonText, [category, entry]);
+    const allow = new Set(payload.allow);
+    for (const entry of allow) add(entry, [ALLOW, entry]);
+    this.matcher = buildAutomaton(keys);
+    this.allow = buildAutomaton(new Map([...allow].map((a) => [a, [[ALLOW, a]]])));
     this.window = new ConversationWindow(this.settings.window, windowConversations, this.tables);
     const contacts = this.settings.contacts;
     this.contactKinds = new Set(contacts.enabled ? contacts.detectors : []);
   }
 
-  allowedSpans(skeleton) {
-    return findWords(this.allow, skeleton).map((h) => originalSpan(skeleton, h.start, h.end));
+  // Word findings and allow-list spans (in the original's code points), from one scan of the skeleton.
+  words(skeleton, original) {
+    const findings = [];
+    const allowed = [];
+    for (const hit of findWords(this.matcher, skeleton)) {
+      const start = skeleton.origin[hit.start];
+      const end = skeleton.origin[hit.end - 1] + 1;
+      if (hit.category === ALLOW) allowed.push([start, end]);
+      else findings.push(finding('word', hit.category, hit.word, start, end, original.slice(start, end)));
+    }
+    return { findings, allowed };
   }
 
   // Sensitive words only, the allow list applied: what the benchmark compares with bare matchers.
   wordFindings(text) {
-    const skeleton = skeletonOf(text, this.tables);
-    const hits = this.wordHits(skeleton, new Original(text));
-    if (!hits.length) return hits;
-    const allowed = this.allowedSpans(skeleton);
-    return hits.filter((f) => !within(allowed, f.start, f.end));
-  }
-
-  wordHits(skeleton, original) {
-    return findWords(this.words, skeleton).map((hit) => {
-      const [start, end] = originalSpan(skeleton, hit.start, hit.end);
-      return finding('word', hit.category, hit.word, start, end, original.slice(start, end));
-    });
+    const { findings, allowed } = this.words(skeletonOf(text, this.tables, this.workspace), new Original(text));
+    return allowed.length ? findings.filter((f) => !within(allowed, f.start, f.end)) : findings;
   }
 
   // The plain stream as the detectors index it (see detectors.detectorText); without characters beyond
@@ -143,9 +156,10 @@ export class Engine {
     return plain.astral ? detectorText(plain.chars, this.standIns) : plain.text;
   }
 
-  detections(detectorTextValue, kinds, { identifiers }) {
+  // runs: the text's digit runs, if the caller has them already.
+  detections(detectorTextValue, kinds, { identifiers, runs = null }) {
     const text = detectorTextValue;
-    const found = detectNumbers(text, this.detectors, kinds, { identifiers });
+    const found = detectNumbers(text, this.detectors, kinds, { identifiers, runs });
     if (kinds.has('email')) found.push(...detectEmails(text));
     if (kinds.has('link')) found.push(...detectLinks(text));
     if (kinds.has('crypto_wallet')) found.push(...detectWallets(text));
@@ -155,26 +169,31 @@ export class Engine {
 
   check(text, { conversation = null, direction = 'out', at = null } = {}) {
     const original = new Original(text);
-    const skeleton = skeletonOf(text, this.tables);
-    const plain = plainStream(text, this.tables);
+    const skeleton = skeletonOf(text, this.tables, this.workspace);
+    const plain = plainStream(text, this.tables, this.workspace);
     const plainText = this.detectorText(plain);
-    let findings = this.wordHits(skeleton, original);
+    const words = this.words(skeleton, original);
+    let findings = words.findings;
     const outgoing = direction === 'out';
     const findingType = outgoing ? 'contact' : 'identifier';
-    const kinds = outgoing ? this.contactKinds : new Set(MASK_KINDS);
-    for (const d of this.detections(plainText, kinds, { identifiers: !outgoing })) {
-      const [start, end] = originalSpan(plain, d.start, d.end);
-      findings.push(finding(findingType, d.kind, `${findingType}.${d.kind}`, start, end, original.slice(start, end)));
+    const kinds = outgoing ? this.contactKinds : ALL_MASK_KINDS;
+    const runs = digitRuns(plainText); // for the detectors and the conversation window alike
+    for (const d of this.detections(plainText, kinds, { identifiers: !outgoing, runs })) {
+      const start = plain.origin[d.start];
+      const end = plain.origin[d.end - 1] + 1;
+      const rule = ruleName(findingType, d.kind);
+      findings.push(finding(findingType, d.kind, rule, start, end, original.slice(start, end)));
     }
     if (outgoing && conversation !== null && conversation !== undefined && kinds.has('phone')) {
-      const split = this.window.checkSplit(conversation, plainText, plain.chars, this.detectors, at ?? null);
+      const split = this.window.checkSplit(conversation, plainText, plain.points, this.detectors, at ?? null, runs);
       if (split !== null) {
         const [start, end] = originalSpan(plain, split[0], split[1]);
         findings.push(finding('contact', 'phone', 'contact.phone.split', start, end, original.slice(start, end)));
       }
     }
-    const allowed = findings.length ? this.allowedSpans(skeleton) : []; // most messages have nothing to exempt
-    findings = dropNested(dedupe(findings.filter((f) => !within(allowed, f.start, f.end))));
+    const allowed = words.allowed;
+    if (allowed.length) findings = findings.filter((f) => !within(allowed, f.start, f.end));
+    findings = dropNested(dedupe(findings));
     return { action: this.action(findings, direction), findings };
   }
 
@@ -194,10 +213,11 @@ export class Engine {
   mask(text) {
     // the tenant switched masking off (settings.toml: mask.incoming)
     if (!this.settings.mask.incoming) return { text, spans: [] };
-    const allowed = this.allowedSpans(skeletonOf(text, this.tables));
-    const plain = plainStream(text, this.tables);
+    const skeleton = skeletonOf(text, this.tables, this.workspace);
+    const allowed = findWords(this.allow, skeleton).map((h) => originalSpan(skeleton, h.start, h.end));
+    const plain = plainStream(text, this.tables, this.workspace);
     const plainText = this.detectorText(plain);
-    const detections = this.detections(plainText, new Set(MASK_KINDS), { identifiers: true });
+    const detections = this.detections(plainText, ALL_MASK_KINDS, { identifiers: true });
     detections.sort((a, b) => a.start - b.start || (b.end - b.start) - (a.end - a.start)
       || (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));
     const chosen = [];

@@ -1,7 +1,9 @@
 // Contact and identifier detectors over the plain stream (normalised, separators kept).
 //
 // Each detector returns detections in plain-stream indices; the checker maps them to the original text.
-// The regular expressions are those of backend/engine/detectors.py, character for character.
+// The regular expressions are those of backend/engine/detectors.py, character for character, except the
+// two that find digit runs, which a hand-written scanner reads the same way (see digitRuns), and the few
+// quick tests that skip a pattern where it cannot match.
 //
 // Python indexes the plain text by code point, JavaScript by UTF-16 unit. The detectors therefore read a
 // "detector text" in which every character outside the BMP stands in for itself with one BMP character
@@ -110,57 +112,178 @@ export function detectorText(chars, standIns) {
   return out;
 }
 
-const CN_DIGIT_CLASS = [...CN_DIGITS.keys()].join('');
-// A digit, a Chinese numeral, an English number word, or "o"/"l"/"i" right after one of those: the only
-// places a digit can stand. digitRuns decides which of them join into a run.
-const DIGIT_TOKEN = new RegExp(
-  `[0-9${CN_DIGIT_CLASS}]`
-  + '|(?<![a-z])(?:zero|one|two|three|four|five|six|seven|eight|nine)(?![a-z])'
-  + `|(?<=[0-9${CN_DIGIT_CLASS}oli])[oli]`,
-  'g',
-);
-const NUMBER_WORD_DIGITS = new Map(NUMBER_WORDS);
+// Digit runs are read by hand, one UTF-16 unit at a time, rather than with Python's DIGIT_RUN and
+// DIGIT_TOKEN patterns (backend/engine/detectors.py): the patterns made a match array per digit and a
+// string per run, most of the allocation of a check. The scanner reads exactly what they match:
+//   run    = DIGIT LETTER* ([separator]{0,3} DIGIT LETTER*)*
+//   DIGIT  = [0-9] | a Chinese numeral | (?<![a-z])(zero|one|…|nine)(?![a-z])
+//   LETTER = [oli] not followed by another Latin letter (so it never starts "one")
+// Each part either takes what is there or stops, so the greedy reading is the only one; and the tokens
+// DIGIT_TOKEN finds inside a run are exactly its DIGITs and LETTERs.
+const DIGIT_VALUE = new Int8Array(0x10000).fill(-1); // unit → digit for [0-9] and the Chinese numerals
+for (let d = 0; d < 10; d++) DIGIT_VALUE[0x30 + d] = d;
+for (const [ch, digit] of CN_DIGITS) DIGIT_VALUE[ch.charCodeAt(0)] = Number(digit);
+const RUN_SEPARATOR = new Uint8Array(0x10000);
+for (const ch of RUN_SEPARATORS) RUN_SEPARATOR[ch.charCodeAt(0)] = 1;
+// For each Latin letter, the number words that start with it (at most two): [codes, digit] pairs.
+const NUMBER_WORDS_BY_FIRST = Array.from({ length: 0x80 }, () => []);
+for (const [word, digit] of NUMBER_WORDS) {
+  NUMBER_WORDS_BY_FIRST[word.charCodeAt(0)].push([Uint16Array.from(word, (c) => c.charCodeAt(0)), Number(digit)]);
+}
+const LETTER_VALUE = new Int8Array(0x80).fill(-1); // o, l, i
+for (const [ch, digit] of LETTER_DIGITS) LETTER_VALUE[ch.charCodeAt(0)] = Number(digit);
+const BLOCKED = 2; // "\x02": stands where NOT_CONTACT_OR_MASKED matched; no part of a run
 
-// [start, end, digit, isLetter] for every character or word that stands for a digit.
-// Between start and end as Python's finditer(text, start, end) reads: lookbehinds see the text before
-// start, lookaheads see nothing after end.
-export function digitTokens(text, start = 0, end = text.length) {
-  const tokens = [];
-  const within = end === text.length ? text : text.slice(0, end);
-  DIGIT_TOKEN.lastIndex = start;
-  for (let match = DIGIT_TOKEN.exec(within); match !== null; match = DIGIT_TOKEN.exec(within)) {
-    const token = match[0];
-    const from = match.index;
-    const to = from + token.length;
-    if (token.length > 1) tokens.push([from, to, NUMBER_WORD_DIGITS.get(token), false]);
-    else if (LETTER_DIGITS.has(token)) tokens.push([from, to, LETTER_DIGITS.get(token), true]);
-    else tokens.push([from, to, CN_DIGITS.get(token) ?? token, false]);
-  }
-  return tokens;
+function isLatinCode(unit) {
+  return unit >= 0x61 && unit <= 0x7a;
 }
 
-const SEPARATOR_CLASS = [...RUN_SEPARATORS].map((c) => ('\\]^-['.includes(c) ? `\\${c}` : c)).join('');
-const DIGIT = `(?:[0-9${CN_DIGIT_CLASS}]|(?<![a-z])(?:zero|one|two|three|four|five|six|seven|eight|nine)(?![a-z]))`;
-const LETTER = '(?:[oli](?![a-hj-km-np-z]))';
-// A run: a digit, then digits (or o/l/i right after one), each separated by at most MAX_GAP separators.
-const DIGIT_RUN = new RegExp(`${DIGIT}${LETTER}*(?:[${SEPARATOR_CLASS}]{0,${MAX_GAP}}${DIGIT}${LETTER}*)*`, 'g');
-const BLOCKED = '\x02';
+// Reused between calls (the engine is synchronous): the masked text's UTF-16 units and the tokens of the
+// current run. A message much longer than usual gets arrays of its own, which are not kept.
+const KEPT_UNITS = 1 << 16;
+const KEPT_TOKENS = 1 << 12;
+let maskedUnits = new Uint16Array(1024);
+let tokenAt = new Int32Array(64);
+let tokenDigit = new Uint8Array(64);
+
+// The length of the DIGIT at p (0 if none); its digit is left in `digitRead`.
+let digitRead = 0;
+function digitAt(codes, n, p) {
+  if (p >= n) return 0;
+  const unit = codes[p];
+  const value = DIGIT_VALUE[unit];
+  if (value >= 0) {
+    digitRead = value;
+    return 1;
+  }
+  if (!isLatinCode(unit) || (p > 0 && isLatinCode(codes[p - 1]))) return 0;
+  const candidates = NUMBER_WORDS_BY_FIRST[unit];
+  for (let c = 0; c < candidates.length; c++) {
+    const word = candidates[c][0];
+    const end = p + word.length;
+    if (end > n || (end < n && isLatinCode(codes[end]))) continue;
+    let k = 1;
+    while (k < word.length && codes[p + k] === word[k]) k++;
+    if (k === word.length) {
+      digitRead = candidates[c][1];
+      return word.length;
+    }
+  }
+  return 0;
+}
+
+function isLetterAt(codes, n, p) {
+  if (p >= n) return false;
+  const unit = codes[p];
+  if (!(unit < 0x80 && LETTER_VALUE[unit] >= 0)) return false;
+  const next = p + 1 < n ? codes[p + 1] : 0;
+  return !isLatinCode(next) || LETTER_VALUE[next] >= 0;
+}
+
+// The text's UTF-16 units, every span of NOT_CONTACT_OR_MASKED overwritten with BLOCKED.
+function maskedCodes(text) {
+  const n = text.length;
+  let codes = maskedUnits;
+  if (codes.length < n) {
+    codes = new Uint16Array(Math.max(n, codes.length * 2));
+    if (codes.length <= KEPT_UNITS) maskedUnits = codes;
+  }
+  for (let i = 0; i < n; i++) codes[i] = text.charCodeAt(i);
+  NOT_CONTACT_OR_MASKED.lastIndex = 0;
+  for (let match = NOT_CONTACT_OR_MASKED.exec(text); match !== null; match = NOT_CONTACT_OR_MASKED.exec(text)) {
+    codes.fill(BLOCKED, match.index, match.index + match[0].length);
+  }
+  return codes;
+}
+
+// The current run's digits as a string: apply() on a reused plain array, which it reads in place (a typed
+// array it would copy first), in slices that stay within the limit on arguments.
+const digitUnits = [];
+const DIGIT_SLICE = 4096;
+
+function runDigits(count) {
+  let out = '';
+  for (let from = 0; from < count; from += DIGIT_SLICE) {
+    const size = Math.min(DIGIT_SLICE, count - from);
+    for (let k = 0; k < size; k++) digitUnits[k] = 0x30 + tokenDigit[from + k];
+    digitUnits.length = size;
+    out += String.fromCharCode.apply(null, digitUnits);
+  }
+  return out;
+}
+
+function addToken(count, position, digit) {
+  if (count === tokenAt.length) {
+    const at = new Int32Array(count * 2);
+    at.set(tokenAt);
+    tokenAt = at;
+    const digits = new Uint8Array(count * 2);
+    digits.set(tokenDigit);
+    tokenDigit = digits;
+  }
+  tokenAt[count] = position;
+  tokenDigit[count] = digit;
+  return count + 1;
+}
+
+// Whether the last character before `start` that is not a space, within three, is "+".
+function plusBefore(text, start) {
+  for (let i = start - 1; i >= Math.max(0, start - 3); i--) {
+    const unit = text.charCodeAt(i);
+    if (unit !== 0x20) return unit === 0x2b;
+  }
+  return false;
+}
 
 // Digits (in any disguise) separated only by short runs of separators.
 export function digitRuns(text) {
-  const masked = text.replace(NOT_CONTACT_OR_MASKED, (span) => BLOCKED.repeat(span.length));
+  const n = text.length;
+  const codes = maskedCodes(text);
   const runs = [];
-  for (const match of masked.matchAll(DIGIT_RUN)) {
-    const end = match.index + match[0].length;
-    const tokens = digitTokens(masked, match.index, end);
-    const letters = tokens.filter((t) => t[3]).length;
-    if (tokens.length - letters < letters) continue; // mostly letters: a word, not a number
-    let start = match.index;
-    const international = text.slice(Math.max(0, start - 3), start).replaceAll(' ', '').endsWith('+');
+  let p = 0;
+  while (p < n) {
+    const unit = codes[p];
+    // most characters can start no DIGIT: not a digit, and not a Latin letter that starts a word
+    let length = DIGIT_VALUE[unit] < 0 && (!isLatinCode(unit) || (p > 0 && isLatinCode(codes[p - 1])))
+      ? 0 : digitAt(codes, n, p);
+    if (length === 0) {
+      p++;
+      continue;
+    }
+    const runStart = p;
+    let count = addToken(0, p, digitRead);
+    let letters = 0;
+    let q = p + length;
+    let asWritten = length === 1 && unit >= 0x30 && unit <= 0x39; // so far nothing but ASCII digits
+    for (;;) {
+      while (isLetterAt(codes, n, q)) {
+        count = addToken(count, q, LETTER_VALUE[codes[q]]);
+        letters++;
+        q++;
+        asWritten = false;
+      }
+      let s = q;
+      while (s < n && s - q < MAX_GAP && RUN_SEPARATOR[codes[s]]) s++;
+      length = digitAt(codes, n, s);
+      if (length === 0) break;
+      count = addToken(count, s, digitRead);
+      if (s !== q || length !== 1 || DIGIT_VALUE[codes[s]] !== codes[s] - 0x30) asWritten = false;
+      q = s + length;
+    }
+    p = q; // the run is [runStart, q)
+    if (count - letters < letters) continue; // mostly letters: a word, not a number
+    let start = runStart;
+    const international = plusBefore(text, start);
     if (international) start = text.lastIndexOf('+', start - 1);
-    runs.push({
-      digits: tokens.map((t) => t[2]).join(''), positions: tokens.map((t) => t[0]), start, end, international,
-    });
+    const positions = new Array(count);
+    for (let k = 0; k < count; k++) positions[k] = tokenAt[k];
+    // a run of plain digits, the common case, is its own digit string
+    const digits = asWritten ? text.slice(runStart, q) : runDigits(count);
+    runs.push({ digits, positions, start, end: q, international });
+  }
+  if (tokenAt.length > KEPT_TOKENS) {
+    tokenAt = new Int32Array(64);
+    tokenDigit = new Uint8Array(64);
   }
   return runs;
 }
@@ -183,9 +306,14 @@ export function chinaIdValid(digits17, check) {
   return '10x98765432'[total % 11] === check;
 }
 
+// Whether one of `words` lies wholly within the `reach` characters before `start`.
 export function contextBefore(text, start, words, reach = 12) {
-  const window = text.slice(Math.max(0, start - reach), start);
-  return words.some((word) => window.includes(word));
+  const from = Math.max(0, start - reach);
+  for (const word of words) {
+    const at = text.indexOf(word, from); // the first occurrence from there ends first
+    if (at !== -1 && at + word.length <= start) return true;
+  }
+  return false;
 }
 
 // An order, tracking or room number: the keyword stands right before, give or take ":", "号", "#".
@@ -193,15 +321,17 @@ export function referenceBefore(text, start, words) {
   let end = start;
   const from = Math.max(0, start - 10);
   while (end > from && REFERENCE_TRAILER.includes(text[end - 1])) end -= 1;
-  const window = text.slice(from, end);
-  return words.some((word) => window.endsWith(word));
+  for (const word of words) {
+    if (word.length <= end - from && text.startsWith(word, end - word.length)) return true;
+  }
+  return false;
 }
 
 // Part of a code such as SF1234567890, SKU42177 or 512GB (letters touch the digits).
 function attachedToLetters(text, run) {
-  const before = run.start > 0 ? text[run.start - 1] : '';
-  const after = run.end < text.length ? text[run.end] : '';
-  return isLatinLetter(before) || isLatinLetter(after) || before === '#' || after === '#';
+  const before = run.start > 0 ? text.charCodeAt(run.start - 1) : 0;
+  const after = run.end < text.length ? text.charCodeAt(run.end) : 0;
+  return isLatinCode(before) || isLatinCode(after) || before === 0x23 || after === 0x23; // "#"
 }
 
 // "phone", "bank_card", "id_card" or null (not a contact).
@@ -230,9 +360,10 @@ export function classifyRun(text, run, detectors, { identifiers }) {
   return null;
 }
 
-export function detectNumbers(text, detectors, enabled, { identifiers }) {
+// runs: digitRuns(text), if the caller has them already.
+export function detectNumbers(text, detectors, enabled, { identifiers, runs = null }) {
   const found = [];
-  for (const run of digitRuns(text)) {
+  for (const run of runs ?? digitRuns(text)) {
     let end = run.end;
     if (identifiers && run.digits.length === 17 && end < text.length && text[end] === 'x') {
       end += 1;
@@ -255,21 +386,47 @@ function range(start, end) {
   return out;
 }
 
+// Every way of writing "@" that EMAIL accepts. An address holds one no more than 65 characters after it
+// starts (a local part of at most 64, an optional space), so the pattern need not be tried further back.
+const AT_FORM = /@|\(at\)|\[at\]|\{at\}|<at>| at |艾特|圈a/g;
+const AT_FORM_LONGEST = 4;
+const LOCAL_REACH = 65;
+
+function allLatinLetters(text) {
+  for (let i = 0; i < text.length; i++) if (!isLatinCode(text.charCodeAt(i))) return false;
+  return true;
+}
+
+// Whether text[from, end) ends as EMAIL_LOCAL_BEFORE requires: "dot" and one closing character, then
+// perhaps a space. Most addresses are not spelled out, and this spares them the look back.
+function spelledDotBefore(text, from, end) {
+  return (end - 4 >= from && text.startsWith('dot', end - 4)) || (end - 5 >= from && text.startsWith('dot', end - 5));
+}
+
 export function detectEmails(text) {
   const found = [];
-  for (const match of text.matchAll(EMAIL)) {
+  let from = 0;
+  for (;;) {
+    AT_FORM.lastIndex = from;
+    if (!AT_FORM.test(text)) break;
+    EMAIL.lastIndex = Math.max(from, AT_FORM.lastIndex - AT_FORM_LONGEST - LOCAL_REACH);
+    const match = EMAIL.exec(text);
+    if (match === null) break;
     const [whole, local, at, domain] = match;
+    from = match.index + whole.length;
     const labels = domain.split(EMAIL_DOT_SPLIT);
     const top = labels[labels.length - 1];
-    if (labels.length < 2 || top.length < 2 || ![...top].every(isLatinLetter)) continue;
+    if (labels.length < 2 || top.length < 2 || !allLatinLetters(top)) continue;
     if (at.trim() === 'at' && [...domain.matchAll(EMAIL_DOT_ALL)].every((sep) => sep[0].trim() === '.')) {
       continue; // "look at example.com": a plain " at " needs a spelled-out " dot " as well
     }
     let localStart = match.index;
     // a bounded look back: a spelled-out local part is short, and long texts stay linear
     const window = Math.max(0, localStart - 200);
-    const before = EMAIL_LOCAL_BEFORE.exec(text.slice(window, localStart));
-    if (before) localStart = window + before.index;
+    if (spelledDotBefore(text, window, localStart)) {
+      const before = EMAIL_LOCAL_BEFORE.exec(text.slice(window, localStart));
+      if (before) localStart = window + before.index;
+    }
     found.push({
       start: localStart, end: match.index + whole.length, kind: 'email',
       maskPositions: range(localStart, match.index + local.length),
@@ -299,34 +456,90 @@ function stickyMatch(pattern, text, position) {
   return pattern.exec(text);
 }
 
+const HANDLE_MARKS = [':', '@', '号', 'id'];
+const TRAILING_DOT_OR_DASH = new Set([0x2e, 0x2d]);
+
+// What detectHandles needs of a keyword list, worked out on its first use: which UTF-16 units start a
+// keyword, and which keywords each one starts. (The engine never changes its lists once built.)
+const handleIndexes = new WeakMap();
+
+function handleIndex(detectors) {
+  const keywords = detectors.handle_keywords;
+  let index = handleIndexes.get(keywords);
+  if (index === undefined || index.stopList !== detectors.stop_handles) {
+    const group = new Uint16Array(0x10000); // first unit → 1 + its place in `groups` (0: starts no keyword)
+    const groups = []; // the numbers of the keywords that start with one unit, in order
+    const bounded = []; // whether those keywords need a word boundary (they start with a Latin letter or "+")
+    keywords.forEach(([keyword], k) => {
+      if (!keyword) return;
+      const unit = keyword.charCodeAt(0);
+      if (group[unit] === 0) {
+        groups.push([]);
+        bounded.push(isLatinCode(unit) || unit === 0x2b);
+        group[unit] = groups.length;
+      }
+      groups[group[unit] - 1].push(k);
+    });
+    index = { group, groups, bounded, stop: new Set(detectors.stop_handles), stopList: detectors.stop_handles };
+    handleIndexes.set(keywords, index);
+  }
+  return index;
+}
+
+function isLatinOrDigitCode(unit) {
+  return isLatinCode(unit) || (unit >= 0x30 && unit <= 0x39);
+}
+
+// Python's order: keyword by keyword, each from the left, overlapping occurrences included. The text is
+// read once for the units that start a keyword; the occurrences found are then put in that order.
 export function detectHandles(text, detectors) {
   const found = [];
-  const stop = new Set(detectors.stop_handles);
-  for (const [keyword, strong] of detectors.handle_keywords) {
-    let start = text.indexOf(keyword);
-    while (start !== -1) {
-      const end = start + keyword.length;
-      const latin = isLatinLetter(keyword[0]) || keyword[0] === '+';
-      const boundaryOk = !latin || (
-        (start === 0 || !(isLatinLetter(text[start - 1]) || isDigit(text[start - 1]) || text[start - 1] === '#'))
-        && (end >= text.length || !(isLatinLetter(text[end]) || isDigit(text[end])))
-      );
-      if (boundaryOk) {
-        const filler = stickyMatch(HANDLE_FILLER, text, end);
-        const fillerEnd = filler.index + filler[0].length;
-        const token = fillerEnd - end <= 10 ? stickyMatch(HANDLE_TOKEN, text, fillerEnd) : null;
-        if (token) {
-          const value = token[0].replace(/[.-]+$/, '');
-          const tokenEnd = token.index + value.length;
-          const marked = [':', '@', '号', 'id'].some((mark) => filler[0].includes(mark));
-          const hasSign = [...value].some((c) => isDigit(c) || c === '_');
-          if (value.length >= 5 && !stop.has(value) && (tokenEnd >= text.length || !isLatinLetter(text[tokenEnd]))
-            && (hasSign || strong || marked)) {
-            found.push({ start, end: tokenEnd, kind: 'handle', maskPositions: range(token.index, tokenEnd) });
-          }
-        }
-      }
-      start = start + 1 > text.length ? -1 : text.indexOf(keyword, start + 1);
+  const { group, groups, bounded, stop } = handleIndex(detectors);
+  const keywords = detectors.handle_keywords;
+  const n = text.length;
+  const occurrences = []; // keyword number * (n + 1) + start
+  for (let p = 0; p < n; p++) {
+    const g = group[text.charCodeAt(p)] - 1;
+    if (g < 0) continue;
+    if (bounded[g] && p > 0) {
+      const before = text.charCodeAt(p - 1);
+      if (isLatinOrDigitCode(before) || before === 0x23) continue; // inside a word: no boundary
+    }
+    const candidates = groups[g];
+    for (let c = 0; c < candidates.length; c++) {
+      const k = candidates[c];
+      if (text.startsWith(keywords[k][0], p)) occurrences.push(k * (n + 1) + p);
+    }
+  }
+  if (occurrences.length > 1) occurrences.sort((a, b) => a - b);
+  for (const occurrence of occurrences) {
+    const start = occurrence % (n + 1);
+    const [keyword, strong] = keywords[(occurrence - start) / (n + 1)];
+    const end = start + keyword.length;
+    const first = keyword.charCodeAt(0);
+    const latin = isLatinCode(first) || first === 0x2b; // "+"
+    const boundaryOk = !latin || (
+      (start === 0 || !(isLatinOrDigitCode(text.charCodeAt(start - 1)) || text.charCodeAt(start - 1) === 0x23))
+      && (end >= n || !isLatinOrDigitCode(text.charCodeAt(end)))
+    );
+    if (!boundaryOk) continue;
+    const filler = stickyMatch(HANDLE_FILLER, text, end);
+    const fillerEnd = filler.index + filler[0].length;
+    const token = fillerEnd - end <= 10 ? stickyMatch(HANDLE_TOKEN, text, fillerEnd) : null;
+    if (!token) continue;
+    let length = token[0].length; // without the trailing "." and "-" (Python's rstrip(".-"))
+    while (length > 0 && TRAILING_DOT_OR_DASH.has(token[0].charCodeAt(length - 1))) length--;
+    const value = token[0].slice(0, length);
+    const tokenEnd = token.index + length;
+    const marked = HANDLE_MARKS.some((mark) => filler[0].includes(mark));
+    let hasSign = false;
+    for (let i = 0; i < length && !hasSign; i++) {
+      const unit = value.charCodeAt(i);
+      hasSign = (unit >= 0x30 && unit <= 0x39) || unit === 0x5f; // a digit or "_"
+    }
+    if (length >= 5 && !stop.has(value) && (tokenEnd >= n || !isLatinCode(text.charCodeAt(tokenEnd)))
+      && (hasSign || strong || marked)) {
+      found.push({ start, end: tokenEnd, kind: 'handle', maskPositions: range(token.index, tokenEnd) });
     }
   }
   return found;

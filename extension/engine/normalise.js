@@ -72,6 +72,7 @@ export class Tables {
     this.unassigned = new UnassignedCodePoints(unicode);
     this.plainCodes = new CodePointCache((cp) => plainPoints(cp, this));
     this.skeletonCodes = new CodePointCache((cp) => skeletonPoints(cp, this));
+    this.wordCodes = new Uint8Array(0x10000);
   }
 }
 
@@ -88,6 +89,17 @@ export function isWordChar(ch, tables) {
   const cp = ch.codePointAt(0);
   if (cp < 0x80) return isAsciiDigitCode(cp) || isLatinCode(cp) || (cp >= 0x41 && cp <= 0x5a);
   return !tables.unassigned.has(cp) && WORD_CHAR.test(ch);
+}
+
+// isWordChar by code point, cached over the BMP (0: not worked out yet, 1: no, 2: yes).
+export function isWordCode(cp, tables) {
+  if (cp >= 0x10000) return isWordChar(String.fromCodePoint(cp), tables);
+  let known = tables.wordCodes[cp];
+  if (known === 0) {
+    known = isWordChar(String.fromCodePoint(cp), tables) ? 2 : 1;
+    tables.wordCodes[cp] = known;
+  }
+  return known === 2;
 }
 
 function stripLatinMarks(c) {
@@ -145,6 +157,15 @@ function stringOf(fromCodes, codes) {
   return out;
 }
 
+// UTF-16 units to a string without the list that apply() makes of them (a quarter of the allocation of a
+// check). A decoder replaces surrogates, and a byte-order mark unless told not to: it is used only when
+// there are no surrogates. (Typed arrays are little-endian wherever a browser or node runs.)
+const UTF16 = typeof TextDecoder === 'function' ? new TextDecoder('utf-16le', { ignoreBOM: true }) : null;
+
+function stringOfUnits(units, surrogates) {
+  return UTF16 === null || surrogates ? stringOf(String.fromCharCode, units) : UTF16.decode(units);
+}
+
 // The code point that starts at unit i of text: two units above 0xffff, else one (a lone surrogate too).
 function codePointAt(text, i) {
   const unit = text.charCodeAt(i);
@@ -178,16 +199,39 @@ export class PlainStream {
   }
 }
 
-// One ArrayBuffer for a writer's arrays: allocating a typed array costs more than filling it.
+// A message much longer than usual gets arrays of its own, which are not kept; nor are arrays that grew
+// past KEPT_CAPACITY (a text of ligatures that each become several letters).
+const KEPT_LENGTH = 1 << 16;
+const KEPT_CAPACITY = 4 * KEPT_LENGTH;
+
+function nextCapacity(size, length) {
+  return Math.max(length + 16, Math.min(size * 2, KEPT_LENGTH));
+}
+
+// One ArrayBuffer for a writer's arrays: allocating a typed array costs more than filling it. For the
+// same reason an engine hands its own writers in (see Workspace), which keep their arrays from one message
+// to the next.
 class PlainWriter {
   constructor(capacity) {
+    this.allocate(capacity);
+  }
+
+  allocate(capacity) {
     const buffer = new ArrayBuffer(capacity * 10);
     this.points = new Int32Array(buffer, 0, capacity);
     this.origin = new Int32Array(buffer, capacity * 4, capacity);
     this.units = new Uint16Array(buffer, capacity * 8, capacity);
+  }
+
+  // Ready to write the stream of a text of `length` units (overwriting the stream written before).
+  start(length) {
+    const size = this.points.length;
+    if (size < length + 16 || size > KEPT_CAPACITY) this.allocate(nextCapacity(size, length));
     this.unitCount = 0;
     this.count = 0;
     this.astral = false;
+    this.surrogates = false; // any unit in D800–DFFF: a pair or a lone one
+    return this;
   }
 
   // Room for `units` more UTF-16 units (and as many code points).
@@ -200,29 +244,46 @@ class PlainWriter {
   }
 
   add(cp, index) {
-    if (cp < 0x10000) {
+    if (cp < 0xd800 || (cp > 0xdfff && cp < 0x10000)) {
       this.units[this.unitCount++] = cp;
+    } else if (cp < 0x10000) {
+      this.units[this.unitCount++] = cp;
+      this.surrogates = true;
     } else {
       this.units[this.unitCount++] = 0xd800 + ((cp - 0x10000) >> 10);
       this.units[this.unitCount++] = 0xdc00 + ((cp - 0x10000) & 0x3ff);
       this.astral = true;
+      this.surrogates = true;
     }
     this.points[this.count] = cp;
     this.origin[this.count++] = index;
   }
 
-  stream() {
-    const text = stringOf(String.fromCharCode, this.units.subarray(0, this.unitCount));
+  // original: the text read, when every character of it stayed as it was (then it is the plain text).
+  stream(original) {
+    const text = original ?? stringOfUnits(this.units.subarray(0, this.unitCount), this.surrogates);
     return new PlainStream(text, this.points.subarray(0, this.count), this.origin.subarray(0, this.count),
       this.astral);
   }
 }
 
-export function plainStream(text, tables) {
+// An engine's writers, reused for every message it reads. A stream or skeleton written with them is good
+// until the next one: the engine reads each within one call and keeps nothing of it.
+export class Workspace {
+  constructor() {
+    this.plain = new PlainWriter(1024);
+    this.skeleton = new SkeletonWriter(1024);
+  }
+}
+
+
+export function plainStream(text, tables, workspace = null) {
   const cache = tables.plainCodes;
   const bmp = cache.bmp;
   // Most characters become one BMP character: the writer then never holds more units than read so far.
-  const out = new PlainWriter(text.length + 16);
+  const writer = workspace !== null && text.length <= KEPT_LENGTH ? workspace.plain : null;
+  const out = (writer ?? new PlainWriter(text.length + 16)).start(text.length);
+  let unchanged = true;
   let index = 0;
   for (let i = 0; i < text.length; i++, index++) {
     const cp = codePointAt(text, i);
@@ -232,13 +293,17 @@ export function plainStream(text, tables) {
     if (code >= 0) {
       if (code > 0xffff) out.reserve(2 + text.length - i); // two units, perhaps for one read
       out.add(code, index);
-    } else if (code !== NOTHING) {
-      const items = cache.sequences[SEQUENCE - code];
-      out.reserve(2 * items.length + text.length - i);
-      for (const item of items) out.add(item, index);
+      if (code !== cp) unchanged = false;
+    } else {
+      unchanged = false;
+      if (code !== NOTHING) {
+        const items = cache.sequences[SEQUENCE - code];
+        out.reserve(2 * items.length + text.length - i);
+        for (const item of items) out.add(item, index);
+      }
     }
   }
-  return out.stream();
+  return out.stream(unchanged ? text : null);
 }
 
 // The word matcher's stream: separators dropped, the fold applied, repeated non-Latin characters
@@ -258,12 +323,23 @@ export class Skeleton {
 
 class SkeletonWriter {
   constructor(capacity) {
+    this.allocate(capacity);
+  }
+
+  allocate(capacity) {
     const buffer = new ArrayBuffer(capacity * 9);
     this.points = new Int32Array(buffer, 0, capacity);
     this.origin = new Int32Array(buffer, capacity * 4, capacity);
     this.gapBefore = new Uint8Array(buffer, capacity * 8, capacity);
+  }
+
+  // Ready to write the skeleton of a text of `length` units (overwriting the skeleton written before).
+  start(length) {
+    const size = this.points.length;
+    if (size < length + 16 || size > KEPT_CAPACITY) this.allocate(nextCapacity(size, length));
     this.count = 0;
     this.gap = 1; // the start of the text is a boundary
+    return this;
   }
 
   reserve(more) {
@@ -292,11 +368,12 @@ class SkeletonWriter {
   }
 }
 
-export function skeleton(text, tables) {
+export function skeleton(text, tables, workspace = null) {
   const cache = tables.skeletonCodes;
   const bmp = cache.bmp;
   // A character adds at most one code point unless it is a sequence, which reserves its own room.
-  const out = new SkeletonWriter(text.length + 16);
+  const writer = workspace !== null && text.length <= KEPT_LENGTH ? workspace.skeleton : null;
+  const out = (writer ?? new SkeletonWriter(text.length + 16)).start(text.length);
   let index = 0;
   for (let i = 0; i < text.length; i++, index++) {
     const cp = codePointAt(text, i);

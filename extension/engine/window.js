@@ -3,24 +3,24 @@
 // "我号码 138" then "1234 5678": neither message holds a phone number, the two together do.
 
 import { contextBefore, digitRuns } from './detectors.js';
-import { isWordChar } from './normalise.js';
+import { isWordCode } from './normalise.js';
 
-function anyWordChar(chars, start, end, tables) {
-  for (let i = start; i < end; i++) if (isWordChar(chars[i], tables)) return true;
+function anyWordChar(points, start, end, tables) {
+  for (let i = start; i < end; i++) if (isWordCode(points[i], tables)) return true;
   return false;
 }
 
-// text: the detector text of the plain stream; chars: its characters (the same indices).
-export function messageEdge(text, chars, detectors, at, tables) {
-  const runs = digitRuns(text);
+// text: the detector text of the plain stream; points: its code points (the same indices); runs: its
+// digit runs, if the caller has them already.
+export function messageEdge(text, points, detectors, at, tables, runs = digitRuns(text)) {
   let leading = '';
   let trailing = '';
   let leadSpan = null;
-  if (runs.length && !anyWordChar(chars, 0, runs[0].start, tables)) {
+  if (runs.length && !anyWordChar(points, 0, runs[0].start, tables)) {
     leading = runs[0].digits;
     leadSpan = [runs[0].start, runs[0].end];
   }
-  if (runs.length && !anyWordChar(chars, runs[runs.length - 1].end, chars.length, tables)) {
+  if (runs.length && !anyWordChar(points, runs[runs.length - 1].end, points.length, tables)) {
     trailing = runs[runs.length - 1].digits;
   }
   const whole = runs.length === 1 && Boolean(leading) && Boolean(trailing);
@@ -46,8 +46,8 @@ export class ConversationWindow {
 
   // Records this outgoing message; returns the plain span of its leading digits if they complete a
   // number begun in the messages before it, else null.
-  checkSplit(conversation, text, chars, detectors, at) {
-    const { edge, leadSpan } = messageEdge(text, chars, detectors, at, this.tables);
+  checkSplit(conversation, text, points, detectors, at, runs = digitRuns(text)) {
+    const { edge, leadSpan } = messageEdge(text, points, detectors, at, this.tables, runs);
     let past = this.history.get(conversation) ?? [];
     this.history.delete(conversation);
     if (at !== null) past = past.filter((e) => e.at === null || at - e.at <= this.seconds);

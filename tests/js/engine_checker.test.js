@@ -71,6 +71,31 @@ describe('Engine.check', { skip: missing }, () => {
   });
 });
 
+describe('Engine buffers', { skip: missing }, () => {
+  // The engine writes every message's skeleton and plain stream into the same arrays (normalise.Workspace).
+  it('answers a message the same before and after others', () => {
+    const engine = new Engine(payload);
+    const first = '私下交易 加我微信 wxid_abc123，电话 13812345678';
+    const before = engine.check(first);
+    engine.check('ｐａｙ ｍｅ 𠀀😀 jane.doe@proton.me '.repeat(40));
+    engine.mask('+86 152-3191-9143');
+    engine.wordFindings('私私下下交易');
+    assert.deepEqual(engine.check(first), before);
+    assert.equal(before.findings.length, 3);
+  });
+
+  it('reads a message longer than the arrays it keeps', () => {
+    const engine = new Engine(payload);
+    const filler = 'ordinary words, 普通的话 '.repeat(4000); // about 84,000 code points
+    const result = engine.check(`${filler}私下交易 13812345678`);
+    assert.deepEqual(spans(result), [
+      ['word', 'private_deal', filler.length, filler.length + 4, '私下交易'],
+      ['contact', 'phone', filler.length + 5, filler.length + 16, '13812345678'],
+    ]);
+    assert.deepEqual(spans(engine.check('私下交易')), [['word', 'private_deal', 0, 4, '私下交易']]);
+  });
+});
+
 describe('Engine.mask', { skip: missing }, () => {
   it('keeps the last four digits and the text length', () => {
     const result = new Engine(payload).mask('+86 152-3191-9143 / jane_doe@proton.me');

@@ -34,6 +34,23 @@ describe('digitRuns', () => {
     assert.deepEqual(digitsOf('2026-12-15 12:30 ¥1,299.00 138****5678'), ['138', '5678']);
   });
 
+  it('reads number words only as whole words, and o/l/i only after a digit', () => {
+    assert.deepEqual(digitsOf('3one two'), ['312']);
+    assert.deepEqual(digitsOf('twoo bone stone'), []);
+    assert.deepEqual(digitsOf('1ok 1ol 和 1ol1'), ['1', '1011']); // "1ol" is more letters than digits
+    assert.deepEqual(digitsOf('1 ----2'), ['1', '2']); // four separators part two runs
+  });
+
+  it('gives each digit its position, and reads a very long run whole', () => {
+    const [run] = digitRuns('壹 three-8');
+    assert.deepEqual(run.positions, [0, 2, 8]);
+    assert.equal(run.end, 9);
+    const long = digitRuns(`${'1'.repeat(60_000)} 2`);
+    assert.equal(long.length, 1);
+    assert.equal(long[0].digits, `${'1'.repeat(60_000)}2`);
+    assert.equal(long[0].positions.length, 60_001);
+  });
+
   it('notes a leading plus', () => {
     const [run] = digitRuns('tel +86 138');
     assert.equal(run.international, true);
@@ -99,6 +116,11 @@ describe('detectHandles', () => {
     assert.equal(detectHandles('whatsapp jane_doe', detectors).length, 1);
     assert.deepEqual(detectHandles('whatsapp: business', detectors), []);
     assert.deepEqual(detectHandles('online: jane_doe', detectors), []); // "line" inside a word
+  });
+
+  it('lists keyword by keyword, each from the left, as Python does', () => {
+    const found = detectHandles('wechat: bob_12345 微信 ann_12345 wechat carl_1234', detectors);
+    assert.deepEqual(found.map((d) => d.start), [18, 0, 31]);
   });
 });
 
