@@ -53,6 +53,13 @@ def render_item(type_, obj, autogen_context):
     return False
 
 
+def include_name(name, type_, parent_names):
+    """Leave out the records search structures the models do not describe (see `is_search_index`)."""
+    from backend.models.chat import is_search_index
+
+    return not (type_ in ("table", "index") and is_search_index(name))
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -103,6 +110,7 @@ def run_migrations_online():
         # imports from the app, so an old migration still runs after the models change.
         conf_args.setdefault("render_as_batch", True)
         conf_args.setdefault("render_item", render_item)
+        conf_args.setdefault("include_name", include_name)
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
