@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.extensions import db
 from backend.models.base import UTCDateTime, created_at_column, iso
+from backend.models.tenancy import User
 
 # Kinds the extension reports as `behaviour` events (event protocol v1). extension/shared/events.js keeps
 # the same list, and tests/test_ingest.py checks that the two agree.
@@ -32,10 +33,18 @@ EXTENSION_REMOVED = "extension_removed"  # Chrome opened the device's removal li
 HEARTBEAT_MISSING = "heartbeat_missing"  # switched off, blocked or the browser closed
 HEARTBEAT_RESUMED = "heartbeat_resumed"  # heard from again after a heartbeat_missing
 
+# Where a supervisor's review of an event stands (backend/services/reports.py moves it).
+REVIEW_STATUSES = ("new", "confirmed", "dismissed")
+
 
 class BehaviourEvent(db.Model):
     __tablename__ = "behaviour_event"
-    __table_args__ = (UniqueConstraint("device_id", "client_event_id"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "client_event_id"),
+        # The Reports list: a tenant's events by status, newest first; and one agent's, newest first.
+        Index("ix_behaviour_event_tenant_status_occurred", "tenant_id", "status", "occurred_at"),
+        Index("ix_behaviour_event_agent_occurred", "agent_id", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
@@ -47,6 +56,15 @@ class BehaviourEvent(db.Model):
     details: Mapped[dict] = mapped_column(JSON, default=dict)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     received_at: Mapped[datetime] = created_at_column()
+    # The review: rows from before the review existed are "new".
+    status: Mapped[str] = mapped_column(String(16), default="new", server_default="new")
+    review_note: Mapped[str | None] = mapped_column(Text)
+    reviewed_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL", name="fk_behaviour_event_reviewed_by_id"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    agent: Mapped[User] = relationship(foreign_keys=[agent_id])
+    reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
 
     def to_dict(self) -> dict:
         return {
@@ -57,4 +75,8 @@ class BehaviourEvent(db.Model):
             "type": self.type,
             "details": self.details,
             "occurred_at": iso(self.occurred_at),
+            "status": self.status,
+            "review_note": self.review_note,
+            "reviewed_by_id": self.reviewed_by_id,
+            "reviewed_at": iso(self.reviewed_at),
         }

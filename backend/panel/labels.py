@@ -47,3 +47,41 @@ BEHAVIOUR_LABELS = {
 
 def behaviour_label(kind: str) -> str:
     return str(BEHAVIOUR_LABELS.get(kind, kind))
+
+
+# Where a supervisor's review of a behaviour event stands (models/behaviour.py REVIEW_STATUSES).
+REVIEW_STATUS_LABELS = {
+    "new": _l("New"),
+    "confirmed": _l("Confirmed"),
+    "dismissed": _l("Dismissed"),
+}
+
+
+def review_status_label(status: str) -> str:
+    return str(REVIEW_STATUS_LABELS.get(status, status))
+
+
+# The keys of a behaviour event's `details` (docs/protocol.md, "Behaviour types"); others are shown as stored.
+DETAIL_LABELS = {
+    "console": _l("Console"),
+    "account": _l("Account"),
+    "text": _l("Text"),
+    "previous_text": _l("Text before"),
+    "rule": _l("Rule"),
+    "reason": _l("Reason given"),
+    "details": _l("More"),
+    "message_id": _l("Message"),
+    "revision_id": _l("Revision"),
+    "action": _l("Action"),
+    "rules": _l("Rules version"),
+    "findings": _l("Findings"),
+    "label": _l("Device"),
+    "user_agent": _l("Browser"),
+    "other_devices": _l("Other devices"),
+    "last_seen_at": _l("Last seen"),
+    "minutes": _l("Minutes"),
+}
+
+
+def detail_label(key: str) -> str:
+    return str(DETAIL_LABELS.get(key, key))
