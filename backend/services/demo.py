@@ -10,6 +10,7 @@ from backend.extensions import db
 from backend.models import BehaviourEvent, ChatAccount, Message, Role
 from backend.models.base import utcnow
 from backend.services.conversations import find_or_create_conversation
+from backend.services.demo_history import add_history
 from backend.services.tenants import create_department, create_tenant, find_tenant
 from backend.services.users import create_user
 
@@ -83,5 +84,6 @@ def create_demo(secret: str) -> DemoLogin | None:
     db.session.add(BehaviourEvent(tenant_id=tenant.id, agent_id=agents["agent1@demo.veil"].id,
                                   type="send_blocked", details={"rule": "contact.wechat"},
                                   occurred_at=start + timedelta(minutes=3)))
+    add_history(secret, tenant, list(agents.values()), utcnow())  # four weeks for Home and Statistics
     db.session.flush()
     return DemoLogin(DEMO_OWNER_EMAIL, password)
