@@ -1,7 +1,9 @@
 """`/agent` namespace: the extension's connection. The device token is checked on connect.
 
 Rooms: `device:<id>`, `agent:<id>` and `tenant:<id>` (every device of the tenant; rooms are per
-namespace, so this is not the panel's staff-only room of the same name).
+namespace). Supervisor replies (interventions) reach the agent's devices here as `intervene`; a device
+asks for the waiting ones at every connect (`pending_interventions`), since Chrome may have stopped its
+worker in between.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from backend.extensions import db, socketio
 from backend.models import Device
 from backend.models.base import utcnow
+from backend.realtime import panel_push
 from backend.realtime.broadcast import after_commit
-from backend.realtime.guard import forget_connection, guarded, refuse, remember_device
-from backend.services import conversations, ingest
+from backend.realtime.guard import current_device, forget_connection, guarded, refuse, remember_device
+from backend.services import conversations, ingest, interventions
 from backend.services.devices import device_for_token, record_heartbeat
 from backend.services.signals import rule_set_saved
 
@@ -41,12 +44,16 @@ def connect(auth=None):
     join_room(tenant_room(device.tenant_id))
     record_heartbeat(device)
     db.session.commit()
+    panel_push.announce_device(device, online=True)
 
 
 @socketio.on("disconnect", namespace=NAMESPACE)
 @guarded(NAMESPACE, "disconnect")
 def disconnect(reason=None):
+    device = current_device(NAMESPACE)
     forget_connection(NAMESPACE)
+    if device is not None:
+        panel_push.announce_device(device, online=False)
 
 
 @socketio.on("heartbeat", namespace=NAMESPACE)
@@ -81,6 +88,38 @@ def pseudonyms(device: Device, payload=None, *_extra):
     identifiers = payload.get("identifiers") if isinstance(payload, dict) else None
     found = conversations.pseudonyms_for(current_app.config["SECRET_KEY"], device.tenant_id, device.id, identifiers)
     return {"ok": True, "pseudonyms": found}
+
+
+@socketio.on("pending_interventions", namespace=NAMESPACE)
+@guarded(NAMESPACE, "pending_interventions")
+def pending_interventions(device: Device, payload=None, *_extra):
+    """Asked at every connect: the supervisor replies waiting for this device's agent."""
+    rows = interventions.open_for_device(device)
+    answer = {"ok": True, "interventions": [interventions.intervene_payload(row) for row in rows]}
+    db.session.commit()
+    return answer
+
+
+@socketio.on("intervention_status", namespace=NAMESPACE)
+@guarded(NAMESPACE, "intervention_status")
+def intervention_status(device: Device, payload=None, *_extra):
+    answer = interventions.report_status(device, payload)
+    db.session.commit()
+    return {"ok": True, **answer}
+
+
+@socketio.on("resolve_chats", namespace=NAMESPACE)
+@guarded(NAMESPACE, "resolve_chats")
+def resolve_chats(device: Device, payload=None, *_extra):
+    found = interventions.resolve_chats(current_app.config["SECRET_KEY"], device, payload)
+    return {"ok": True, "conversation_ids": found}
+
+
+@interventions.intervention_created.connect
+def deliver_intervention(row, **_extra) -> None:
+    """Every connected device of the agent hears of a new reply once it is committed."""
+    payload, room = interventions.intervene_payload(row), f"agent:{row.agent_id}"
+    after_commit(lambda: socketio.emit("intervene", payload, namespace=NAMESPACE, to=room))
 
 
 @rule_set_saved.connect

@@ -107,7 +107,7 @@ def record_device_event(device: Device, kind: str, at: datetime, details: dict) 
     db.session.add(event)
     db.session.flush()
     behaviour_recorded.send(None, tenant_id=event.tenant_id, agent_id=event.agent_id, conversation_id=None,
-                            event_id=event.id, type=kind)
+                            event_id=event.id, type=kind, at=at)
     return event
 
 

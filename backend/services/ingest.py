@@ -28,6 +28,7 @@ from backend.models.base import insert_if_absent, utcnow
 from backend.models.behaviour import MESSAGE_DELETED, MESSAGE_EDITED, REPORTED_KINDS, SERVER_RULE_HIT
 from backend.security.rate_limit import TokenBuckets, whole_seconds
 from backend.services.conversations import find_or_create_chat_account, find_or_create_conversation
+from backend.services.interventions import attribute_message
 from backend.services.rule_sets import compiled_payload, current_rule_set, engine_for_tenant
 from backend.services.signals import behaviour_recorded, message_changed, message_stored
 
@@ -89,6 +90,8 @@ class NewMessage:
     direction: str
     text: str
     sent_at: datetime
+    # A supervisor's reply the extension sent (optional); ingest decides whether it is believed.
+    intervention_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,18 @@ def _source(data: dict, *, chat_required: bool) -> Source:
     return Source(console, account, Chat(key, customer))
 
 
+def _intervention_id(data: dict, direction: str) -> int | None:
+    """Optional on an outgoing message: the supervisor's reply it was (docs/protocol.md, Intervention)."""
+    value = data.get("intervention_id")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong_type("intervention_id", int)
+    if not 0 < value < 2**31 or direction != "out":
+        raise _invalid("intervention_id")
+    return value
+
+
 def read_event(data) -> Event:
     """One event of a batch, or EventError saying which field is wrong. Unknown fields are ignored."""
     if not isinstance(data, dict):
@@ -282,7 +297,8 @@ def read_event(data) -> Event:
             raise _missing("direction") if direction is None else _invalid("direction")
         text = _string(data, "text", max_chars=MAX_TEXT_CHARS, required=True, empty=True)
         sent_at = _time(data, "sent_at", required=False) or at
-        return NewMessage(event_id, at, source, message_id, direction, text, sent_at)
+        return NewMessage(event_id, at, source, message_id, direction, text, sent_at,
+                          _intervention_id(data, direction))
     if event_type == "message_edited":
         text = _string(data, "text", max_chars=MAX_TEXT_CHARS, required=True, empty=True)
         previous = _string(data, "previous_text", max_chars=MAX_TEXT_CHARS, empty=True)
@@ -394,10 +410,13 @@ class _Batch:
         })
         if message_id is None:
             return  # a racing copy of this batch stored it first
+        if event.intervention_id is not None:
+            attribute_message(self.device, conversation.id, message_id, event.text, event.intervention_id)
         if conversation.last_message_at is None or conversation.last_message_at < event.sent_at:
             conversation.last_message_at = event.sent_at
         message_stored.send(None, tenant_id=self.device.tenant_id, agent_id=self.device.agent_id,
-                            conversation_id=conversation.id, message_id=message_id, direction=event.direction)
+                            conversation_id=conversation.id, message_id=message_id, direction=event.direction,
+                            at=event.sent_at)
         if check is not None and check["action"] in RULE_HIT_ACTIONS:
             record_server_rule_hit(self.device, conversation.id, check, event.sent_at, message_id=message_id)
 
@@ -435,7 +454,7 @@ class _Batch:
         db.session.expire(message, ["revisions"])
         message_changed.send(None, tenant_id=self.device.tenant_id, agent_id=self.device.agent_id,
                              conversation_id=conversation.id, message_id=message.id, revision_id=revision_id,
-                             kind=event.kind)
+                             kind=event.kind, at=event.at)
         self.add_behaviour(event.id, behaviour_type, conversation.id, details, event.at)
         if check is not None and check["action"] in RULE_HIT_ACTIONS:
             record_server_rule_hit(self.device, conversation.id, check, event.at, message_id=message.id,
@@ -453,7 +472,7 @@ class _Batch:
         })
         if behaviour_id is not None:
             behaviour_recorded.send(None, tenant_id=self.device.tenant_id, agent_id=self.device.agent_id,
-                                    conversation_id=conversation_id, event_id=behaviour_id, type=kind)
+                                    conversation_id=conversation_id, event_id=behaviour_id, type=kind, at=at)
 
 
 def server_check(tenant, conversation: Conversation, text: str, at: datetime, *, window: bool) -> dict:
@@ -489,5 +508,5 @@ def record_server_rule_hit(device: Device, conversation_id: int, check: dict, at
     db.session.add(event)
     db.session.flush()
     behaviour_recorded.send(None, tenant_id=event.tenant_id, agent_id=event.agent_id,
-                            conversation_id=conversation_id, event_id=event.id, type=SERVER_RULE_HIT)
+                            conversation_id=conversation_id, event_id=event.id, type=SERVER_RULE_HIT, at=at)
     return event

@@ -7,6 +7,7 @@ import { createConnection } from './connection.js';
 import { injectIntoOpenTabs, registerConsoleScripts, seedRules } from './consoles.js';
 import { listen } from './dispatcher.js';
 import { EnrolmentError, enrolDevice } from './enrolment.js';
+import { createInterventions } from './interventions.js';
 import { openOutbox } from './outbox.js';
 import { createPseudonymLookup } from './pseudonyms.js';
 import { createRulesSync } from './rules.js';
@@ -14,6 +15,15 @@ import * as settings from './settings.js';
 import { createStream } from './stream.js';
 
 const WAKE_ALARM = 'veil-wake';
+
+// Supervisor replies changed: every tab hears it, and the console tabs' content scripts ask for the list.
+async function notifyConsoleTabs() {
+  const tabs = await chrome.tabs.query({}).catch(() => []);
+  for (const tab of tabs) {
+    // Rejects for tabs without the content script, which are most of them.
+    chrome.tabs.sendMessage(tab.id, { type: MESSAGES.SW_TO_CONTENT_INTERVENTIONS_CHANGED }).catch(() => {});
+  }
+}
 
 function broadcastStatus(status) {
   // Rejects when no extension page is open to hear it, which is the usual case.
@@ -25,6 +35,7 @@ const outbox = openOutbox();
 const stream = createStream({ outbox, onCount: (n) => connection.report({ outbox: n }) });
 const offlineWatch = createOfflineWatch({ store: settings, queue: (events) => stream.queue(events) });
 const pseudonyms = createPseudonymLookup();
+const interventions = createInterventions({ notifyTabs: notifyConsoleTabs });
 const rules = createRulesSync({ store: settings, onRules: useRules });
 const connection = createConnection({
   io,
@@ -38,10 +49,12 @@ const connection = createConnection({
     rules.sync(enrolment);
     stream.attach(socket);
     pseudonyms.attach(socket);
+    interventions.attach(socket);
   },
   onDisconnected: () => {
     stream.detach();
     pseudonyms.detach();
+    interventions.detach();
   },
 });
 
@@ -116,6 +129,13 @@ listen({
     return { ok: true };
   },
   [MESSAGES.CONTENT_TO_SW_PSEUDONYMS]: (message) => pseudonyms.lookup(message.identifiers),
+  [MESSAGES.CONTENT_TO_SW_INTERVENTIONS]: async () => {
+    await connection.start();
+    return { ok: true, interventions: interventions.list() };
+  },
+  [MESSAGES.CONTENT_TO_SW_RESOLVE_CHATS]: (message) => interventions.resolve(message.chats),
+  [MESSAGES.CONTENT_TO_SW_INTERVENTION_STATUS]: (message, sender) => interventions.report(message.id,
+    message.status, message.error, `${sender.tab?.id}:${sender.frameId}`),
   [MESSAGES.CONTENT_TO_SW_EVENTS]: async (message) => {
     await connection.start(); // a worker just woken knows its enrolment after this
     // Events while the link is down mean the console is being used unwatched: say so, once.

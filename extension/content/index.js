@@ -11,6 +11,7 @@ import { Engine } from '../engine/checker.js';
 import { MESSAGES } from '../shared/messages.js';
 import { RULES_KEY } from '../shared/storage_keys.js';
 import { Guard } from './guard.js';
+import { Interventions } from './intervention.js';
 import { Masker, MASKED_ATTRIBUTES } from './masker.js';
 import { Outlet } from './outlet.js';
 import { profileForUrl } from './profile.js';
@@ -43,7 +44,8 @@ function start(rules) {
   const outlet = new Outlet({ console: profile.id, send: (events) => chrome.runtime.sendMessage({
     type: MESSAGES.CONTENT_TO_SW_EVENTS, events,
   }) });
-  const emit = (event) => outlet.add(event);
+  let interventions = null; // made below; the reader's events pass through it (a reply's sent row is tagged)
+  const emit = (event) => outlet.add(interventions ? interventions.tag(event) : event);
   const masker = new Masker({
     engine, profile,
     askNames: (identifiers) => chrome.runtime.sendMessage({ type: MESSAGES.CONTENT_TO_SW_PSEUDONYMS, identifiers }),
@@ -63,6 +65,15 @@ function start(rules) {
   });
   guard.attach();
   watchCopies({ document, reader, profile, emit });
+  interventions = new Interventions({
+    profile, reader, guard, t, ask: (message) => chrome.runtime.sendMessage(message),
+  });
+  chrome.runtime.onMessage.addListener((message, sender) => {
+    // only the worker (no tab) may say the supervisor replies changed
+    if (sender.id !== chrome.runtime.id || sender.tab) return;
+    if (message?.type === MESSAGES.SW_TO_CONTENT_INTERVENTIONS_CHANGED) interventions.refresh();
+  });
+  interventions.start();
   // New rules (the backend pushed a version): the same page goes on with a new engine.
   chrome.storage.onChanged.addListener((changes, area) => {
     const next = area === 'local' ? changes[RULES_KEY]?.newValue : null;

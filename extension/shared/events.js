@@ -116,6 +116,13 @@ function checkEvent(event) {
     }
     checkString(event.text, 'text', { max: MAX_TEXT_CHARS, required: true, empty: true });
     checkTime(event.sent_at, 'sent_at', false);
+    // optional: the supervisor reply (intervention) this outgoing message is; the server checks it
+    if (event.intervention_id !== undefined && event.intervention_id !== null) {
+      if (!Number.isInteger(event.intervention_id)) throw new EventError('wrong_type', 'intervention_id');
+      if (event.intervention_id < 1 || event.intervention_id >= 2 ** 31 || event.direction !== 'out') {
+        throw new EventError('invalid_value', 'intervention_id');
+      }
+    }
   } else if (event.type === 'message_edited') {
     checkString(event.text, 'text', { max: MAX_TEXT_CHARS, required: true, empty: true });
     checkString(event.previous_text, 'previous_text', { max: MAX_TEXT_CHARS, empty: true });

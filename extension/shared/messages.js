@@ -10,6 +10,15 @@ export const MESSAGES = Object.freeze({
   // {events: [...]} (event protocol v1, shared/events.js); answered {ok, queued, errors} once stored
   CONTENT_TO_SW_EVENTS: 'content>sw:events',
   CONTENT_TO_SW_PSEUDONYMS: 'content>sw:pseudonyms',
+  // Supervisor replies (content/intervention.js, background/interventions.js):
+  // {} → {ok, interventions: [{id, text, expiresAt, conversation: {id, platform, account, pseudonym}}]}
+  CONTENT_TO_SW_INTERVENTIONS: 'content>sw:interventions',
+  // {chats: [{console, account?, key, customer?}]} → {ok, conversation_ids: [id|null]}
+  CONTENT_TO_SW_RESOLVE_CHATS: 'content>sw:resolve-chats',
+  // {id, status: 'sending'|'sent'|'failed', error?} → the server's answer ({ok, status, claimed})
+  CONTENT_TO_SW_INTERVENTION_STATUS: 'content>sw:intervention-status',
+  // to every tab: the list of replies changed; the content script asks for it again
+  SW_TO_CONTENT_INTERVENTIONS_CHANGED: 'sw>content:interventions-changed',
 });
 
 // Who may send each message; the service worker's dispatcher checks the
@@ -22,4 +31,8 @@ export const SENDERS = Object.freeze({
   [MESSAGES.CONTENT_TO_SW_PAGE_OPENED]: 'content',
   [MESSAGES.CONTENT_TO_SW_EVENTS]: 'content',
   [MESSAGES.CONTENT_TO_SW_PSEUDONYMS]: 'content',
+  [MESSAGES.CONTENT_TO_SW_INTERVENTIONS]: 'content',
+  [MESSAGES.CONTENT_TO_SW_RESOLVE_CHATS]: 'content',
+  [MESSAGES.CONTENT_TO_SW_INTERVENTION_STATUS]: 'content',
+  [MESSAGES.SW_TO_CONTENT_INTERVENTIONS_CHANGED]: 'sw',
 });
