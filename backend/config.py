@@ -61,6 +61,11 @@ class Config:
     LOGIN_MAX_FAILURES = 5
     LOGIN_WINDOW_SECONDS = 15 * 60
     ENROLMENT_CODE_TTL_SECONDS = 24 * 3600
+    # Webhooks to loopback and private addresses are refused (a panel user could otherwise make the server
+    # call into its own network); a company whose alert relay sits on its LAN sets VEIL_WEBHOOK_ALLOW_PRIVATE=1.
+    VEIL_WEBHOOK_ALLOW_PRIVATE = False
+    # The panel's address as people reach it (https://veil.example.com), for full links in webhook bodies.
+    VEIL_PUBLIC_URL = ""
 
     @classmethod
     def from_env(cls, instance_path: str) -> dict:
@@ -75,6 +80,8 @@ class Config:
             "SESSION_COOKIE_SECURE": env.get("VEIL_SECURE_COOKIES", "") == "1",
             "VEIL_PROXY_COUNT": int(env.get("VEIL_PROXY_COUNT", "0") or 0),
             "VEIL_SOCKETIO_ORIGINS": [o.strip() for o in env.get("VEIL_SOCKETIO_ORIGINS", "").split(",") if o.strip()],
+            "VEIL_WEBHOOK_ALLOW_PRIVATE": env.get("VEIL_WEBHOOK_ALLOW_PRIVATE", "") == "1",
+            "VEIL_PUBLIC_URL": env.get("VEIL_PUBLIC_URL", "").rstrip("/"),
         }
 
 

@@ -2,6 +2,7 @@
 // template, safe DOM building and toasts. The panel's CSP allows no inline script and no innerHTML of
 // chat text: everything customer- or agent-written goes into the page as text nodes via `el`.
 import { io } from 'socket.io-client';
+import './alerts.js'; // the top bar's alert counter and toasts, on every page
 
 let socketInstance = null;
 
