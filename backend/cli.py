@@ -64,6 +64,7 @@ def serve(host: str | None, port: int | None) -> None:
     port = port or app.config["VEIL_PORT"]
     click.echo(f"Veil panel: http://{host}:{port}/", err=True)
     socketio.start_background_task(watch_for_silence, app)
+    socketio.start_background_task(deliver_webhooks, app)
     socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False)
 
 
@@ -72,23 +73,50 @@ SILENCE_CHECK_SECONDS = 60
 
 
 def watch_for_silence(app) -> None:
-    """`veil serve`'s background loop: silent devices become `heartbeat_missing` behaviour events.
+    """`veil serve`'s minute loop: silent devices become `heartbeat_missing` behaviour events, and
+    supervisors' replies past their time expire.
 
     Every server process runs one; the service claims each silence with a conditional update, so two
     processes record it once. A failed round is logged and the next one tries again.
     """
     from backend.models.base import utcnow
     from backend.services.devices import notice_silent_devices
+    from backend.services.interventions import expire_all_due
 
     while True:
         socketio.sleep(SILENCE_CHECK_SECONDS)
         with app.app_context():
             try:
                 notice_silent_devices(utcnow())
+                expire_all_due(utcnow())  # supervisors' replies no device took in time
                 db.session.commit()
             except Exception:
                 db.session.rollback()
                 log.exception("checking for silent devices failed")
+            finally:
+                db.session.remove()
+
+
+# How often `veil serve` sends the webhook deliveries that are due.
+WEBHOOK_CHECK_SECONDS = 5
+
+
+def deliver_webhooks(app) -> None:
+    """`veil serve`'s background loop: alerts to webhook endpoints, with retries (services/webhooks.py).
+
+    Every server process runs one; each delivery is claimed with a conditional update before it is sent,
+    so two processes never send it twice.
+    """
+    from backend.services.webhooks import deliver_due
+
+    while True:
+        socketio.sleep(WEBHOOK_CHECK_SECONDS)
+        with app.app_context():
+            try:
+                deliver_due()
+            except Exception:
+                db.session.rollback()
+                log.exception("delivering webhooks failed")
             finally:
                 db.session.remove()
 
@@ -193,6 +221,24 @@ def token_revoke(email) -> None:
         count = revoke_api_tokens(None, find_user(email))
         db.session.commit()
     click.echo(f"revoked {count} token(s)")
+
+
+@main.group()
+def webhooks() -> None:
+    """Alerts sent to webhook endpoints."""
+
+
+@webhooks.command("deliver")
+@click.option("--limit", type=click.IntRange(1, 10000), default=1000, show_default=True,
+              help="At most this many deliveries in this pass.")
+def webhooks_deliver(limit: int) -> None:
+    """Send the webhook deliveries that are due, once (`veil serve` does this every 5 seconds)."""
+    from backend.services.webhooks import deliver_due
+
+    app = make_app()
+    with app.app_context():
+        summary = deliver_due(limit=limit)
+    click.echo(summary.line())
 
 
 @main.group()

@@ -24,9 +24,10 @@ AGENT = "agent1@demo.veil"
 
 
 def stored(instance) -> dict:
-    """What the server's database holds (read-only, beside the running server)."""
+    """What devices logged into the server's database (read-only, beside the running server); the demo's
+    own history is left out: it was not logged by a device and repeats its stock phrases."""
     with sqlite3.connect(f"file:{instance / 'veil.db'}?mode=ro", uri=True, timeout=10) as db:
-        rows = list(db.execute("SELECT conversation_id, text FROM message ORDER BY id"))
+        rows = list(db.execute("SELECT conversation_id, text FROM message WHERE device_id IS NOT NULL ORDER BY id"))
         kinds = [row[0] for row in db.execute("SELECT type FROM behaviour_event ORDER BY id")]
     return {"texts": [text for _c, text in rows], "rows": rows, "kinds": kinds}
 

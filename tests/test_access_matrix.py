@@ -10,11 +10,13 @@ import io
 import itertools
 import re
 import zipfile
+from datetime import timedelta
 
 import pytest
 
 from backend.extensions import db, socketio
-from backend.models import User
+from backend.models import Alert, AlertReceipt, BehaviourEvent, Intervention, User, WebhookEndpoint
+from backend.models.base import utcnow
 from tests.conftest import device_token, sign_in
 
 ROLES = ("owner", "admin", "supervisor", "agent")
@@ -39,9 +41,20 @@ ROUTES = {
     "panel.device_removed": ("GET", lambda o: f"/devices/removed/{o.removal_token}", None, PUBLIC, 200),
     "panel.logout": ("POST", lambda o: "/logout", {"form": {}}, ALL, 302),
     "panel.home": ("GET", lambda o: "/", None, ALL, 200),
+    "panel.statistics": ("GET", lambda o: "/statistics", None, ALL, 200),
+    "api.statistics_overview": ("GET", lambda o: "/api/v1/statistics/overview", None, ALL, 200),
+    "api.statistics": ("GET", lambda o: "/api/v1/statistics", None, ALL, 200),
+    "api.statistics_csv": ("GET", lambda o: "/api/v1/statistics.csv", None, ALL, 200),
     "panel.records": ("GET", lambda o: "/records", None, STAFF, 200),
+    "panel.records_conversation": ("GET", lambda o: f"/records/conversations/{o.conversation_id}", None, STAFF, 200),
+    "panel.records_export": ("GET", lambda o: f"/records/export?format=csv&agent_id={o.agent.id}", None, STAFF, 200),
     "panel.live": ("GET", lambda o: "/live", None, STAFF, 200),
     "panel.reports": ("GET", lambda o: "/reports", None, STAFF, 200),
+    "panel.report_detail": ("GET", lambda o: f"/reports/{o.behaviour_event_id}", None, STAFF, 200),
+    "panel.report_review": ("POST", lambda o: f"/reports/{o.behaviour_event_id}/review",
+                            {"form": {"status": "confirmed"}}, STAFF, 302),
+    "panel.reports_summary": ("GET", lambda o: "/reports/summary", None, STAFF, 200),
+    "panel.reports_summary_csv": ("GET", lambda o: "/reports/summary.csv", None, STAFF, 200),
     "panel.rules": ("GET", lambda o: "/rules", None, MANAGERS, 200),
     "panel.keys": ("GET", lambda o: "/keys", None, MANAGERS, 200),
     "panel.settings": ("GET", lambda o: "/settings", None, MANAGERS, 200),
@@ -72,6 +85,26 @@ ROUTES = {
     "api.get_conversation": ("GET", lambda o: f"/api/v1/conversations/{o.conversation_id}", None, STAFF, 200),
     "api.list_messages": ("GET", lambda o: f"/api/v1/conversations/{o.conversation_id}/messages", None,
                           STAFF, 200),
+    "api.live_agents": ("GET", lambda o: "/api/v1/live/agents", None, STAFF, 200),
+    "api.live_agent_conversations": ("GET", lambda o: f"/api/v1/live/agents/{o.agent.id}/conversations", None,
+                                     STAFF, 200),
+    "api.live_conversation": ("GET", lambda o: f"/api/v1/live/conversations/{o.conversation_id}", None, STAFF, 200),
+    "api.create_intervention": ("POST", lambda o: f"/api/v1/live/conversations/{o.conversation_id}/interventions",
+                                {"json": {"text": "matrix reply"}}, STAFF, 201),
+    "api.search_messages": ("GET", lambda o: f"/api/v1/messages/search?q=hello&agent_id={o.agent.id}", None,
+                            STAFF, 200),
+    "api.search_conversations": ("GET", lambda o: f"/api/v1/conversations/search?agent_id={o.agent.id}", None,
+                                 STAFF, 200),
+    "api.conversation_records": ("GET", lambda o: f"/api/v1/conversations/{o.conversation_id}/records", None,
+                                 STAFF, 200),
+    "api.export_records": ("GET", lambda o: f"/api/v1/records/export?format=jsonl&agent_id={o.agent.id}", None,
+                           STAFF, 200),
+    "api.list_behaviour_events": ("GET", lambda o: "/api/v1/behaviour-events", None, STAFF, 200),
+    "api.get_behaviour_event": ("GET", lambda o: f"/api/v1/behaviour-events/{o.behaviour_event_id}", None,
+                                STAFF, 200),
+    "api.review_behaviour_event": ("POST", lambda o: f"/api/v1/behaviour-events/{o.behaviour_event_id}/review",
+                                   {"json": {"status": "dismissed"}}, STAFF, 200),
+    "api.behaviour_summary": ("GET", lambda o: "/api/v1/behaviour-events/summary", None, STAFF, 200),
     "api.get_rules": ("GET", lambda o: "/api/v1/rules", None, ALL, 200),
     "api.get_rules_source": ("GET", lambda o: "/api/v1/rules/source", None, MANAGERS, 200),
     "api.save_rules": ("PUT", lambda o: "/api/v1/rules",
@@ -83,13 +116,73 @@ ROUTES = {
                                                                "allow": "", "note": "matrix"}}, MANAGERS, 302),
     "panel.rules_import": ("POST", lambda o: "/rules/import", {"form": {}}, MANAGERS, 302),
     "panel.rules_consoles_save": ("POST", lambda o: "/rules/consoles", {"form": {}}, MANAGERS, 302),
+    "panel.alerts_page": ("GET", lambda o: "/alerts", None, STAFF, 200),
+    "panel.alerts_read": ("POST", lambda o: "/alerts/read", {"form": {}}, STAFF, 302),
+    "panel.settings_alerts": ("GET", lambda o: "/settings/alerts", None, MANAGERS, 200),
+    "panel.alert_rules_save": ("POST", lambda o: "/settings/alerts/rules",
+                               {"form": {"present__new_device": "1", "enabled__new_device": "on",
+                                         "severity__new_device": "critical"}}, MANAGERS, 302),
+    "panel.webhook_create": ("POST", lambda o: "/settings/alerts/webhooks",
+                             {"form": {"url": "https://93.184.215.14/hook"}}, MANAGERS, 200),
+    "panel.webhook_toggle": ("POST", lambda o: f"/settings/alerts/webhooks/{o.webhook_id}/enabled", {"form": {}},
+                             MANAGERS, 302),
+    "panel.webhook_delete": ("POST", lambda o: f"/settings/alerts/webhooks/{o.webhook_id}/delete", {"form": {}},
+                             MANAGERS, 302),
+    "panel.webhook_test": ("POST", lambda o: f"/settings/alerts/webhooks/{o.webhook_id}/test", {"form": {}},
+                           MANAGERS, 302),
+    "api.list_alerts": ("GET", lambda o: "/api/v1/alerts", None, STAFF, 200),
+    "api.mark_alerts_read": ("POST", lambda o: "/api/v1/alerts/read", {"json": lambda o, r: {"ids": [o.alert_id]}},
+                             STAFF, 200),
+    "api.get_alert_rules": ("GET", lambda o: "/api/v1/alert-rules", None, MANAGERS, 200),
+    "api.save_alert_rules": ("PUT", lambda o: "/api/v1/alert-rules",
+                             {"json": {"rules": [{"type": "new_device", "severity": "critical"}]}}, MANAGERS, 200),
+    "api.list_webhooks": ("GET", lambda o: "/api/v1/webhooks", None, MANAGERS, 200),
+    "api.create_webhook": ("POST", lambda o: "/api/v1/webhooks", {"json": {"url": "https://93.184.215.14/hook"}},
+                           MANAGERS, 201),
+    "api.delete_webhook": ("DELETE", lambda o: f"/api/v1/webhooks/{o.webhook_id}", None, MANAGERS, 200),
 }
 
 # Cases whose path or body names an object of a tenant: the other tenant's object must be "not found".
 OBJECT_ROUTES = {
     "panel.user_edit", "panel.user_edit#post", "api.get_user", "api.update_user", "api.create_enrolment_code",
     "api.get_device", "api.revoke_device", "api.get_conversation", "api.list_messages",
+    "api.live_agent_conversations", "api.live_conversation", "api.create_intervention",
+    "panel.records_conversation", "panel.records_export", "api.search_messages", "api.search_conversations",
+    "api.conversation_records", "api.export_records",
+    "panel.report_detail", "panel.report_review#post", "api.get_behaviour_event", "api.review_behaviour_event",
+    "panel.webhook_toggle", "panel.webhook_delete", "panel.webhook_test", "api.delete_webhook", "api.mark_alerts_read",
 }
+
+
+@pytest.fixture
+def orgs(orgs, app):
+    """conftest's two tenants, each also with a behaviour event of its supervised agent (Reports routes)."""
+    with app.app_context():
+        for org in orgs:
+            event = BehaviourEvent(tenant_id=org.tenant_id, agent_id=org.agent.id, device_id=org.device_id,
+                                   conversation_id=org.conversation_id, type="send_blocked",
+                                   details={"console": "whatsapp", "text": "matrix"}, occurred_at=utcnow())
+            db.session.add(event)
+            db.session.flush()
+            org.behaviour_event_id = event.id
+            intervention = Intervention(tenant_id=org.tenant_id, conversation_id=org.conversation_id,
+                                        agent_id=org.agent.id, author_id=org.users["supervisor"].id, text="matrix",
+                                        expires_at=utcnow() + timedelta(minutes=10))
+            db.session.add(intervention)
+            db.session.flush()
+            org.intervention_id = intervention.id
+            alert = Alert(tenant_id=org.tenant_id, behaviour_event_id=event.id, agent_id=org.agent.id,
+                          type=event.type, severity="warning", summary="", facts={}, occurred_at=event.occurred_at)
+            db.session.add(alert)
+            db.session.flush()
+            db.session.add_all([AlertReceipt(alert_id=alert.id, user_id=org.users[r].id) for r in STAFF])
+            org.alert_id = alert.id
+            webhook = WebhookEndpoint(tenant_id=org.tenant_id, url="http://127.0.0.1:9/matrix", secret="matrix")
+            db.session.add(webhook)
+            db.session.flush()
+            org.webhook_id = webhook.id
+        db.session.commit()
+    return orgs
 
 
 def route_keys_from_app(app) -> set[str]:
@@ -195,8 +288,12 @@ EVENTS = {
     ("/agent", "heartbeat"): "device",
     ("/agent", "events"): "device",
     ("/agent", "pseudonyms"): "device",
+    ("/agent", "pending_interventions"): "device",
+    ("/agent", "intervention_status"): "device",
+    ("/agent", "resolve_chats"): "device",
     ("/panel", "connect"): ALL,
     ("/panel", "watch_conversation"): STAFF,
+    ("/panel", "unwatch_conversation"): STAFF,
 }
 
 
@@ -217,6 +314,9 @@ DEVICE_EVENT_PAYLOADS = {
     "heartbeat": {"sent_at": "2026-01-01T00:00:00Z"},
     "events": {"v": 1, "events": []},
     "pseudonyms": {"identifiers": ["+86 138 1234 5678"]},
+    "pending_interventions": None,
+    "intervention_status": lambda o: {"id": o.intervention_id, "status": "delivered"},
+    "resolve_chats": {"chats": [{"console": "whatsapp", "key": "8613800138000@c.us"}]},
 }
 
 
@@ -261,6 +361,7 @@ def test_agent_namespace_needs_a_live_device_token(app, orgs):
 def test_device_events_need_a_live_device(app, orgs, event):
     own, _other = orgs
     payload = DEVICE_EVENT_PAYLOADS[event]
+    payload = payload(own) if callable(payload) else payload
     sio = socketio.test_client(app, namespace="/agent", auth={"token": device_token(app, own.device_id)})
     assert sio.emit(event, payload, namespace="/agent", callback=True)["ok"] is True
     # a panel socket (even the owner's) has no such event
@@ -320,15 +421,18 @@ def test_panel_socket_loses_its_rights_at_sign_out(app, orgs):
     assert not sio.is_connected("/panel"), "the server drops a connection whose user signed out"
 
 
-def test_agents_in_the_panel_do_not_join_tenant_rooms(app, orgs):
+def test_only_managers_join_the_tenant_wide_room(app, orgs):
     own, _other = orgs
     rooms = {}
-    for role in ("agent", "supervisor"):
+    for role in ROLES:
         flask_client = app.test_client()
         sign_in(flask_client, own.users[role])
         sio = socketio.test_client(app, namespace="/panel", flask_test_client=flask_client)
         sid = socketio.server.manager.sid_from_eio_sid(sio.eio_sid, "/panel")
         rooms[role] = set(socketio.server.manager.get_rooms(sid, "/panel"))
-    assert f"tenant:{own.tenant_id}" in rooms["supervisor"]
-    assert f"tenant:{own.tenant_id}" not in rooms["agent"]
-    assert f"department:{own.sales_id}" not in rooms["agent"]
+    managers = f"managers:{own.tenant_id}"
+    assert managers in rooms["owner"] and managers in rooms["admin"]
+    # a supervisor hears their departments only, never the whole tenant
+    assert managers not in rooms["supervisor"] and f"department:{own.sales_id}" in rooms["supervisor"]
+    assert f"department:{own.support_id}" not in rooms["supervisor"]
+    assert not any(room.startswith(("tenant:", "managers:", "department:")) for room in rooms["agent"])

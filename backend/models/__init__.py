@@ -1,15 +1,20 @@
 """The data model. Each module holds one area; import from here."""
 
+from backend.models.alerts import Alert, AlertReceipt, AlertRule, WebhookDelivery, WebhookEndpoint
 from backend.models.audit import AuditLogEntry
 from backend.models.auth import ApiToken, LoginAttempt, WebSession
 from backend.models.behaviour import BehaviourEvent
 from backend.models.chat import ChatAccount, Conversation, Message, MessageRevision
 from backend.models.devices import Device
+from backend.models.interventions import Intervention
 from backend.models.rules import RuleSetVersion
 from backend.models.tenancy import ROLES, Department, Role, Tenant, User, department_members
 
 __all__ = [
     "ROLES",
+    "Alert",
+    "AlertReceipt",
+    "AlertRule",
     "ApiToken",
     "AuditLogEntry",
     "BehaviourEvent",
@@ -17,6 +22,7 @@ __all__ = [
     "Conversation",
     "Department",
     "Device",
+    "Intervention",
     "LoginAttempt",
     "Message",
     "MessageRevision",
@@ -24,6 +30,8 @@ __all__ = [
     "RuleSetVersion",
     "Tenant",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WebSession",
     "department_members",
 ]

@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from sqlalchemy import func, select
 
 from backend.engine.rules import ACTIONS
 from backend.errors import ApiError
 from backend.extensions import db
-from backend.models import ROLES, BehaviourEvent, Conversation, Device, Message
-from backend.models.base import utcnow
+from backend.models import ROLES
 from backend.panel import bp
 from backend.services import rule_sets
 from backend.services import users as user_service
 from backend.services.audit import record_audit
-from backend.services.conversations import list_conversations
-from backend.services.devices import devices_visible_to, report_extension_removed
+from backend.services.devices import report_extension_removed
 from backend.services.tenants import create_department
-from backend.services.visibility import get_user_in_tenant, visible_agent_ids_query
+from backend.services.visibility import get_user_in_tenant
 
-ONLINE_WINDOW = timedelta(minutes=2)
 LANGUAGE_COOKIE = "veil_lang"
 
 
@@ -85,48 +80,6 @@ def device_removed(token: str):
     device = report_extension_removed(token)
     db.session.commit()
     return render_template("device_removed.html", known=device is not None), 200 if device else 404
-
-
-@bp.get("/")
-def home():
-    agents = visible_agent_ids_query(g.user)
-    day_start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-    count = db.session.scalar
-    overview = {
-        "messages_today": count(select(func.count(Message.id)).join(Conversation).where(
-            Conversation.agent_id.in_(agents), Message.sent_at >= day_start)),
-        "conversations_today": count(select(func.count(Conversation.id)).where(
-            Conversation.agent_id.in_(agents), Conversation.last_message_at >= day_start)),
-        "behaviour_today": count(select(func.count(BehaviourEvent.id)).where(
-            BehaviourEvent.agent_id.in_(agents), BehaviourEvent.occurred_at >= day_start)),
-        "devices_online": count(select(func.count(Device.id)).where(
-            Device.agent_id.in_(agents), Device.revoked_at.is_(None),
-            Device.last_seen_at >= utcnow() - ONLINE_WINDOW)),
-    }
-    return render_template("home.html", overview=overview)
-
-
-@bp.get("/records")
-def records():
-    return render_template("records.html", conversations=list_conversations(g.user, limit=100))
-
-
-@bp.get("/live")
-def live():
-    return render_template("live.html", devices=devices_visible_to(g.user), online_since=utcnow() - ONLINE_WINDOW)
-
-
-@bp.get("/reports")
-def reports():
-    events = db.session.scalars(
-        select(BehaviourEvent)
-        .where(BehaviourEvent.tenant_id == g.user.tenant_id,
-               BehaviourEvent.agent_id.in_(visible_agent_ids_query(g.user)))
-        .order_by(BehaviourEvent.occurred_at.desc())
-        .limit(200)
-    ).all()
-    names = {u.id: u.display_name for u in user_service.users_in_tenant(g.user.tenant_id)}
-    return render_template("reports.html", events=events, names=names)
 
 
 @bp.get("/rules")
