@@ -38,7 +38,9 @@ class Config:
     """Production defaults, filled in from the environment by `from_env`."""
 
     SQLALCHEMY_DATABASE_URI: str = ""
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # Socket.IO handlers run in threads of their own: room for heartbeats and panel requests beside the
+    # ingest slots (realtime/agent_events.py), and a wait rather than an error when it is full.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20, "pool_timeout": 30}
     SECRET_KEY: str = ""
     MAX_CONTENT_LENGTH = MAX_BODY_BYTES
     SESSION_COOKIE_NAME = "veil_session"

@@ -8,6 +8,7 @@ worker in between.
 
 from __future__ import annotations
 
+import threading
 from itertools import count
 
 from flask import current_app
@@ -69,6 +70,20 @@ def heartbeat(device: Device, payload=None):
 def events(device: Device, payload=None, *_extra):
     ingest.admit_batch(device, payload)
     items = ingest.read_batch(payload)
+    # Wait for a slot holding no database connection: the guard's read of the device ends here.
+    db.session.commit()
+    with _ingest_slots:
+        return _store(device, items)
+
+
+# Batches stored at once by one server process. Every Socket.IO event runs in a thread of its own, so a
+# thousand devices sending together would otherwise want a thousand connections: the pool ran dry and
+# heartbeats, sign-ins and enrolments failed with it (bench/bench_ingest.py). SQLite has one writer anyway.
+INGEST_CONCURRENCY = 4
+_ingest_slots = threading.BoundedSemaphore(INGEST_CONCURRENCY)
+
+
+def _store(device: Device, items: list) -> dict:
     for attempt in count(1):
         try:
             ack = ingest.store_batch(device, items)
