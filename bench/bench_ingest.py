@@ -163,10 +163,12 @@ def run(name: str, extra_env: dict, bare_url: str, args) -> dict:
         token = admin_token(server)
         log(f"ingest: {args.agents} devices x {args.rate} events/s for {args.duration} s")
         result["ingest"] = ingest(server, token, args.agents, args.rate, args.duration)
+        log(f"  ingest result: {result['ingest']}")
         result["live"] = []
         for agents in args.live_agents:
             log(f"live: {agents} devices x {args.live_rate} events/s")
             result["live"].append(live_latency(server, token, agents, args.live_rate, args.live_duration))
+            log(f"  live result: {result['live'][-1]}")
         bare = bare_url or "sqlite:///" + os.path.join(server.instance, "bare.db")
         result["bare"] = bare_inserts(bare, result["ingest"]["acked"])
     return result
