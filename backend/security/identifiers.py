@@ -1,12 +1,24 @@
 """Customer identifiers become keyed hashes and pseudonyms before they reach the database.
 
-This is the seam the encryption issue widens: it will add encrypted originals and a tenant master key;
-callers keep asking this module for `customer_ref` and `customer_pseudonym`.
+The key is `identifier_key()`, derived from the master key ("identifier-index"), which is never in the
+database: a stolen database cannot be searched for a known number by hashing it. Conversations made
+before the master key existed were keyed with the instance's SECRET_KEY; their refs stay as they are
+(rehashing needs the clear identifiers, which were never stored), see docs/security.md.
+The encrypted originals and the blind index of identifiers inside messages are in backend/services/vault.py.
 """
 
 import hashlib
 import hmac
 import unicodedata
+
+from flask import current_app
+
+from backend.security.master_key import derive_key
+
+
+def identifier_key() -> bytes:
+    """The key customer refs are made with (the app's "identifier-index" key)."""
+    return derive_key(current_app, "identifier-index")
 
 
 def normalise_identifier(raw: str) -> str:
@@ -18,9 +30,10 @@ def normalise_identifier(raw: str) -> str:
     return text
 
 
-def customer_ref(secret: str, tenant_id: int, raw_identifier: str) -> str:
-    """HMAC-SHA256 of the normalised identifier, keyed per tenant, hex."""
-    key = hmac.new(secret.encode(), f"tenant:{tenant_id}".encode(), hashlib.sha256).digest()
+def customer_ref(secret: bytes | str, tenant_id: int, raw_identifier: str) -> str:
+    """HMAC-SHA256 of the normalised identifier, keyed per tenant, hex. `secret` is `identifier_key()`."""
+    secret = secret.encode() if isinstance(secret, str) else secret
+    key = hmac.new(secret, f"tenant:{tenant_id}".encode(), hashlib.sha256).digest()
     return hmac.new(key, normalise_identifier(raw_identifier).encode(), hashlib.sha256).hexdigest()
 
 
