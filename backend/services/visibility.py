@@ -10,8 +10,10 @@ from sqlalchemy import Select, select
 
 from backend.errors import forbidden, not_found
 from backend.extensions import db
-from backend.models import Conversation, Device, Role, User, department_members
+from backend.models import Conversation, Device, Grant, Role, User, department_members
+from backend.models.grants import PRIVATE
 from backend.security.policy import RECORD_READERS
+from backend.services.grants import has_grant
 
 
 def sees_whole_tenant(actor: User) -> bool:
@@ -72,6 +74,17 @@ def get_visible_conversation(actor: User, conversation_id: int) -> Conversation:
     return _get_agent_scoped(Conversation, conversation_id, _("conversation"), actor)
 
 
+def private_grant_for(actor: User, conversation: Conversation) -> Grant | None:
+    """The private grant under which `actor` reads this conversation's text: the conversation must be in
+    the actor's tenant and scope, the actor's role one that reads records, and a valid (signed, current,
+    unrevoked, not used up) private grant must cover it. Owners too: see docs/security.md, "Grants"."""
+    if conversation.tenant_id != actor.tenant_id or not RECORD_READERS.allows(actor.role):
+        return None
+    if not can_see_agent(actor, conversation.agent):
+        return None
+    return has_grant(actor, PRIVATE, conversation)
+
+
 def can_read_message_text(actor: User, conversation: Conversation) -> bool:
-    """The one place that decides whether message text may be shown (the keys issue adds grants)."""
-    return RECORD_READERS.allows(actor.role) and can_see_agent(actor, conversation.agent)
+    """The one place that decides whether message text may be shown."""
+    return private_grant_for(actor, conversation) is not None
