@@ -47,8 +47,18 @@ def main() -> None:
 
 @main.command()
 def init() -> None:
-    """Create the database, or migrate it to the latest schema (safe to run again)."""
+    """Create the database and the master key, or migrate the database to the latest schema (safe to run again)."""
+    from backend.security.master_key import MasterKeyError, create_master_key_file, load_master_key
+
     app = make_app()
+    made = create_master_key_file(app)
+    try:
+        load_master_key(app)
+    except MasterKeyError as err:
+        fail(str(err))
+    if made:
+        click.echo(f"master key created: {made} (back it up apart from the database: without it the customer "
+                   "identifiers in the database cannot be read)")
     with app.app_context():
         upgrade(directory=app.extensions["migrate"].directory)
     click.echo(f"database ready: {app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]}")
@@ -59,12 +69,19 @@ def init() -> None:
 @click.option("--port", type=int, default=None, help="Port (default 5000 or VEIL_PORT).")
 def serve(host: str | None, port: int | None) -> None:
     """Serve the panel, the API and Socket.IO."""
+    from backend.security.master_key import MasterKeyError, load_master_key
+
     app = make_app()
+    try:
+        load_master_key(app)  # refuse to start without a usable key, rather than fail on the first message
+    except MasterKeyError as err:
+        fail(str(err))
     host = host or app.config["VEIL_HOST"]
     port = port or app.config["VEIL_PORT"]
     click.echo(f"Veil panel: http://{host}:{port}/", err=True)
     socketio.start_background_task(watch_for_silence, app)
     socketio.start_background_task(deliver_webhooks, app)
+    socketio.start_background_task(purge_on_schedule, app)
     socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False)
 
 
@@ -170,6 +187,7 @@ def user_set_password(email, password) -> None:
     from backend.security.passwords import hash_password
     from backend.security.sessions import end_sessions_of
     from backend.security.throttle import clear_failures
+    from backend.services import signing_keys
     from backend.services.audit import record_audit
     from backend.services.users import validate_password
 
@@ -183,6 +201,9 @@ def user_set_password(email, password) -> None:
         except ApiError as err:
             fail(err.message)
         target.password_hash = hash_password(password)
+        # The old password is not known here: an owner or admin gets a new signing key; grants signed
+        # by the old one stay valid (its public key is kept).
+        signing_keys.password_changed(target, password)
         end_sessions_of(target.id)
         clear_failures(target.email)  # the owner who was locked out may sign in at once
         record_audit("user.set_password_cli", tenant_id=target.tenant_id, target_type="user", target_id=target.id)
@@ -294,6 +315,90 @@ def device_check_silent() -> None:
     click.echo(f"recorded {len(recorded)} heartbeat_missing event(s) (silent for {minutes} minutes or more)")
 
 
+@main.group()
+def audit() -> None:
+    """The audit trail: verify its chains, print an anchor."""
+
+
+def audit_tenant_id(tenant_name: str | None) -> int | None:
+    from backend.services.tenants import find_tenant
+
+    if not tenant_name:
+        return None
+    tenant = find_tenant(tenant_name)
+    if tenant is None:
+        fail(f"no organisation named {tenant_name}")
+    return tenant.id
+
+
+def chain_label(chain: int) -> str:
+    from backend.models import Tenant
+    from backend.models.audit import INSTANCE_CHAIN, LEGACY_CHAIN
+
+    if chain == LEGACY_CHAIN:
+        return "before keys (unkeyed)"
+    if chain == INSTANCE_CHAIN:
+        return "no organisation"
+    tenant = db.session.get(Tenant, chain)
+    return f"organisation {tenant.name if tenant else chain}"
+
+
+@audit.command("verify")
+@click.option("--tenant", "tenant_name", default=None, help="Only this organisation's chain (default: every chain).")
+@click.option("--anchor", "anchors", multiple=True, metavar="SEQ:HASH",
+              help="An anchor printed earlier by `veil audit anchor` (needs --tenant); the chain must still "
+                   "hold it. Repeatable.")
+def audit_verify(tenant_name, anchors) -> None:
+    """Check that no entry was changed, removed or reordered. Exit status 1 if any was."""
+    from backend.services.audit import Anchor, chains_to_verify, count_entries, verify_audit
+
+    app = make_app()
+    with app.app_context():
+        tenant_id = audit_tenant_id(tenant_name)
+        if anchors and tenant_id is None:
+            fail("--anchor needs --tenant: an anchor belongs to one organisation's chain")
+        try:
+            parsed = [Anchor.parse(a) for a in anchors]
+        except ApiError as err:
+            fail(err.message)
+        total = count_entries(chains_to_verify(tenant_id))
+        with click.progressbar(length=total, label="verifying", file=sys.stderr) as bar:
+            result = verify_audit(tenant_id, anchors=parsed, progress=bar.update)
+        for problem in result.problems:
+            click.echo(f"{problem.kind}: {chain_label(problem.chain)}, seq {problem.seq}, "
+                       f"entry {problem.entry_id}: {problem.message}")
+        if result.problem_count > len(result.problems):
+            click.echo(f"... and {result.problem_count - len(result.problems)} more")
+        if not result.ok:
+            click.echo(f"audit trail NOT intact: {result.problem_count} problem(s) in {result.entries} entries")
+            sys.exit(1)
+        chains = ", ".join(f"{chain_label(c.chain)}: {c.entries}" for c in result.chains if c.entries)
+        click.echo(f"audit trail intact: {result.entries} entries verified ({chains or 'no entries'})"
+                   + (f", {len(parsed)} anchor(s) found" if parsed else ""))
+
+
+@audit.command("anchor")
+@click.option("--tenant", "tenant_name", default=None, help="This organisation's chain (default: every one).")
+def audit_anchor(tenant_name) -> None:
+    """Print each chain's latest SEQ:HASH, to keep somewhere else and check later with verify --anchor."""
+    from sqlalchemy import select
+
+    from backend.models import Tenant
+    from backend.services.audit import latest_anchor
+
+    app = make_app()
+    with app.app_context():
+        tenant_id = audit_tenant_id(tenant_name)
+        ids = [tenant_id] if tenant_id is not None else list(db.session.scalars(select(Tenant.id).order_by(Tenant.id)))
+        for chain in ids:
+            summary = latest_anchor(chain)
+            if tenant_id is not None:  # one chain: the anchor alone on stdout, for scripts
+                click.echo(f"{chain_label(chain)}, {summary.entries} entries:", err=True)
+                click.echo(summary.anchor or "no entries yet")
+            else:
+                click.echo(f"{chain_label(chain)}: {summary.anchor or 'no entries yet'}")
+
+
 RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(file_okay=False, path_type=str),
                             default=None, help="A rules folder (default: shared_rules/default).")
 ENGINE_OPTION = click.option("--engine", type=click.Choice(["python", "js"]), default="python",
@@ -381,14 +486,44 @@ def rules_compile(rules_dir, out) -> None:
             fh.write(text)
 
 
+@main.group()
+def keys() -> None:
+    """Encryption keys of customer identifiers."""
+
+
+@keys.command("rotate")
+@click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True,
+              help="Identifiers re-encrypted per transaction.")
+def keys_rotate(batch_size: int) -> None:
+    """Move every customer identifier to a new data key and retire the old keys (safe while the server
+    runs; a stopped run resumes where it was)."""
+    from backend.security.master_key import MasterKeyError, load_master_key
+    from backend.services.key_rotation import rotate_all, total_identifiers
+
+    app = make_app()
+    with app.app_context():
+        try:
+            load_master_key(app)
+        except MasterKeyError as err:
+            fail(str(err))
+        with click.progressbar(length=total_identifiers(), label="re-encrypting", file=sys.stderr) as bar:
+            rotations = rotate_all(batch_size=batch_size, progress=bar.update)
+    for r in rotations:
+        click.echo(f"tenant {r.tenant_id}: {r.moved} identifier(s) now under data key {r.new_key_id}; "
+                   f"retired key(s): {', '.join(map(str, r.retired_key_ids)) or 'none'}")
+    if not rotations:
+        click.echo("no data keys yet: nothing to rotate")
+
+
 @main.command()
 def demo() -> None:
     """Create the demo organisation "Demo Co" (once), printing the owner's login."""
+    from backend.security.identifiers import identifier_key
     from backend.services.demo import DEMO_OWNER_EMAIL, create_demo
 
     app = make_app()
     with app.app_context():
-        login = create_demo(app.config["SECRET_KEY"])
+        login = create_demo(identifier_key())
         db.session.commit()
     if login is None:
         click.echo(f"Demo Co exists already. Owner: {DEMO_OWNER_EMAIL} "
@@ -498,6 +633,154 @@ def revoke_local_api_token(token: str) -> None:
     with app.app_context():
         db.session.execute(update(ApiToken).where(ApiToken.token_hash == hash_token(token)).values(revoked_at=utcnow()))
         db.session.commit()
+
+
+# ---- retention, backup and restore ---------------------------------------------------------------------
+
+# How often `veil serve` purges what the organisations' retention limits say has expired.
+RETENTION_PURGE_SECONDS = 3600
+
+
+def purge_on_schedule(app) -> None:
+    """`veil serve`'s hourly retention purge (services/retention.py).
+
+    Every server process runs one; a row that two processes both pick is deleted once (the second DELETE
+    finds nothing). A failed round is logged and the next one tries again.
+    """
+    from backend.services.retention import purge
+
+    # The first round a minute after start: a server restarted more often than hourly still purges.
+    delay = SILENCE_CHECK_SECONDS
+    while True:
+        socketio.sleep(delay)
+        delay = RETENTION_PURGE_SECONDS
+        with app.app_context():
+            try:
+                report = purge()
+                if any(t.total for t in report.tenants.values()):
+                    log.info("retention purge: %s", report.line())
+            except Exception:
+                db.session.rollback()
+                log.exception("retention purge failed")
+            finally:
+                db.session.remove()
+
+
+class ProgressBar:
+    """A click progress bar on stderr for services that report (done, total) and learn the total late."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=max(total, 1), label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(max(0, done - self.bar.pos))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+@main.group()
+def retention() -> None:
+    """Retention: delete messages and behaviour events older than each organisation's limits."""
+
+
+@retention.command("purge")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True,
+              help="Rows per transaction.")
+def retention_purge(dry_run: bool, batch_size: int) -> None:
+    """Delete what has expired now (`veil serve` does this every hour); legal holds are respected."""
+    from backend.models.base import utcnow
+    from backend.services.retention import count_expired, purge
+
+    app = make_app()
+    with app.app_context():
+        now = utcnow()
+        planned = count_expired(now)
+        db.session.rollback()
+        if dry_run:
+            for tenant_id, counts in planned.tenants.items():
+                click.echo(f"organisation {tenant_id}: {counts.counts()}")
+            click.echo(planned.line())
+            return
+        total = sum(t.total for t in planned.tenants.values())
+        with ProgressBar("purging") as bar:
+            bar(0, total)
+            done = 0
+
+            def advance(n: int) -> None:
+                nonlocal done
+                done += n
+                bar(done, max(total, done))
+
+            report = purge(now, batch_size=batch_size, progress=advance, audit_when_empty=True)
+    click.echo(report.line())
+
+
+def read_passphrase(path: str | None) -> bytes | None:
+    """The passphrase in a file (its first line, without the line break), or None."""
+    if path is None:
+        return None
+    with open(path, "rb") as fh:
+        value = fh.read().split(b"\n", 1)[0].rstrip(b"\r")
+    if not value:
+        fail(f"{path} holds no passphrase")
+    return value
+
+
+PASSPHRASE_OPTION = click.option(
+    "--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
+    help="Encrypt with the passphrase in this file (scrypt) instead of the instance's master key, so the "
+         "backup can be restored on another machine.")
+
+
+@main.command()
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="The backup file to write (must not exist).")
+@PASSPHRASE_OPTION
+def backup(out_path: str, passphrase_file: str | None) -> None:
+    """Write a consistent, encrypted backup of the whole database (safe while the server runs)."""
+    from backend.services.backup import BackupError, write_backup
+
+    passphrase = read_passphrase(passphrase_file)
+    app = make_app()
+    with app.app_context():
+        try:
+            with ProgressBar("backing up") as bar:
+                summary = write_backup(app, out_path, passphrase=passphrase, progress=bar)
+        except BackupError as err:
+            fail(str(err))
+    click.echo(f"backup written: {summary.path} ({summary.rows} rows in {len(summary.tables)} tables, "
+               f"{summary.db_kind}, schema {summary.schema_revision}, key: {summary.kdf})")
+    click.echo(f"sha256: {summary.sha256}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@PASSPHRASE_OPTION
+@click.option("--force", is_flag=True, help="Replace everything in a database that is not empty.")
+def restore(file: str, passphrase_file: str | None, force: bool) -> None:
+    """Restore a backup into an empty database (DATABASE_URL; SQLite or PostgreSQL). Stop the server first."""
+    from backend.services.backup import BackupError, restore_backup
+
+    passphrase = read_passphrase(passphrase_file)
+    app = make_app()
+    with app.app_context():
+        try:
+            with ProgressBar("restoring") as bar:
+                summary = restore_backup(app, file, passphrase=passphrase, force=force, progress=bar)
+        except BackupError as err:
+            fail(str(err))
+    click.echo(f"restored {summary.rows} rows in {len(summary.tables)} tables from a {summary.source_kind} "
+               f"backup of {summary.created_at} into {summary.db_kind}")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,8 @@ class Config:
     VEIL_WEBHOOK_ALLOW_PRIVATE = False
     # The panel's address as people reach it (https://veil.example.com), for full links in webhook bodies.
     VEIL_PUBLIC_URL = ""
+    # The master key, base64 (backend/security/master_key.py); empty: instance/master.key.
+    VEIL_MASTER_KEY = ""
 
     @classmethod
     def from_env(cls, instance_path: str) -> dict:
@@ -84,6 +86,8 @@ class Config:
             "VEIL_SOCKETIO_ORIGINS": [o.strip() for o in env.get("VEIL_SOCKETIO_ORIGINS", "").split(",") if o.strip()],
             "VEIL_WEBHOOK_ALLOW_PRIVATE": env.get("VEIL_WEBHOOK_ALLOW_PRIVATE", "") == "1",
             "VEIL_PUBLIC_URL": env.get("VEIL_PUBLIC_URL", "").rstrip("/"),
+            # Absent: the master key is read from the instance folder's master.key (security/master_key.py).
+            **({"VEIL_MASTER_KEY": env["VEIL_MASTER_KEY"]} if env.get("VEIL_MASTER_KEY") else {}),
         }
 
 
@@ -92,6 +96,8 @@ class TestConfig(Config):
 
     TESTING = True
     SECRET_KEY = "test-secret-key-" + "0" * 32
+    # A fixed master key (bytes 0..31, base64): tests need no key file.
+    VEIL_MASTER_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 
 def normalise_db_url(url: str) -> str:

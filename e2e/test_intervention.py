@@ -66,17 +66,22 @@ def test_a_supervisor_reply_is_sent_in_its_chat_and_logged_as_theirs(console_bro
         token = server.cli("token", "create", "--email", SUPERVISOR)
         supervisor_id = query(server.instance, "SELECT id FROM user_account WHERE email = ?", SUPERVISOR)[0][0]
 
-        # 1. the open chat: typed into the composer and sent by the console itself
-        reply = "您好，我是主管，马上为您安排发货。"
+        # 1. the open chat: typed into the composer and sent by the console itself. The ID-card number in it
+        # (not a contact, so the extension lets it out) is stored as a token (backend/services/vault.py) and
+        # goes to the console in clear.
+        reply = "您好，我是主管，马上为您安排发货。有问题请报身份证 11010519491231002X。"
         row = post_intervention(server, token, first, reply)
         wait_for(lambda: sent_to(console_host, reply), 20, "the reply was not sent by the console")
         assert sent_to(console_host, reply) == [FIRST_CHAT]
 
         def logged(text):
             return query(server.instance, "SELECT m.conversation_id, m.direction, m.author_user_id, i.status "
-                         "FROM message m JOIN intervention i ON i.message_id = m.id WHERE m.text = ?", text)
+                         "FROM message m JOIN intervention i ON i.message_id = m.id WHERE m.text LIKE ?",
+                         text.split("有问题")[0] + "%")
         assert wait_for(lambda: logged(reply), 20, "the reply was not logged as the supervisor's") == [
             (first, "out", supervisor_id, "sent")]
+        assert not query(server.instance, "SELECT id FROM message WHERE text LIKE '%19491231%' "
+                         "UNION SELECT id FROM intervention WHERE text LIKE '%19491231%'")
         assert query(server.instance, "SELECT status, device_id IS NOT NULL, delivered_at IS NOT NULL "
                      "FROM intervention WHERE id = ?", row["id"]) == [("sent", 1, 1)]
 

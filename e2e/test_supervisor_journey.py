@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -30,6 +31,8 @@ SUPERVISOR = "supervisor@demo.veil"
 AGENT = "agent1@demo.veil"
 PASSWORD = "journey-password-1"
 RISKY = "可以私下交易，加我微信 wx_889900 更便宜"
+# The handle is stored as a token (backend/services/vault.py) and shown masked everywhere.
+RISKY_SHOWN = "可以私下交易，加我微信 ********* 更便宜"
 
 
 def api(server, method: str, path: str, token: str, body: dict | None = None) -> tuple[int, dict]:
@@ -105,6 +108,13 @@ def test_a_supervisor_watches_intervenes_searches_reviews_and_reads_statistics(
             assert api(server, "PATCH", f"/users/{supervisor['id']}", owner_token,
                        {"department_ids": departments})[0] == 200
             server.cli("user", "set-password", "--email", SUPERVISOR, "--password", PASSWORD)
+            # reading records needs a private key: the owner signs one for the simulation's department
+            server.cli("user", "set-password", "--email", OWNER, "--password", PASSWORD)
+            now = datetime.now(UTC)
+            assert api(server, "POST", "/grants", owner_token, {
+                "grantee_id": supervisor["id"], "kind": "private", "scope": {"department_ids": departments[-1:]},
+                "starts_at": (now - timedelta(minutes=1)).isoformat(),
+                "ends_at": (now + timedelta(hours=1)).isoformat(), "password": PASSWORD})[0] == 201
 
             # 1. Live: the simulated agent's conversation updates without a reload
             sign_in(panel, server, SUPERVISOR)
@@ -118,7 +128,8 @@ def test_a_supervisor_watches_intervenes_searches_reviews_and_reads_statistics(
             wait_for(lambda: "你好，请问这件外套有黑色吗？" in live_texts(panel), 15, "the conversation did not load")
             time.sleep(0.5)  # the page's watch_conversation has reached the server
             sim_message(device, chat, RISKY, "out")
-            wait_for(lambda: RISKY in live_texts(panel), 15, "the new message did not appear live")
+            wait_for(lambda: RISKY_SHOWN in live_texts(panel), 15, "the new message did not appear live")
+            assert not query(server.instance, "SELECT id FROM message WHERE text LIKE ?", "%wx_889900%")
             assert panel.current_url.endswith("/live")  # no reload
 
             # 2. Intervene in agent1's chat: the extension types and sends it in the console page
@@ -154,7 +165,7 @@ def test_a_supervisor_watches_intervenes_searches_reviews_and_reads_statistics(
                                          "'server_rule_hit' AND conversation_id = ?", sim_conversation),
                            15, "no server rule hit")[0][0]
             panel.get(f"{server.url}/reports/{hit}")
-            assert RISKY in panel.find_element(By.TAG_NAME, "main").text  # the message in context
+            assert RISKY_SHOWN in panel.find_element(By.TAG_NAME, "main").text  # the message in context
             panel.find_element(By.CSS_SELECTOR, "form.review input[value=confirmed]").click()
             panel.find_element(By.CSS_SELECTOR, "form.review textarea[name=note]").send_keys("已核实：私下引流")
             panel.find_element(By.CSS_SELECTOR, "form.review button[type=submit]").click()

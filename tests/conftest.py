@@ -22,6 +22,7 @@ from backend.config import TestConfig
 from backend.extensions import db
 from backend.models import ChatAccount, Device, Message, Role, User
 from backend.models.base import utcnow
+from backend.security.identifiers import identifier_key
 from backend.security.secrets import hash_token
 from backend.services.api_tokens import create_api_token
 from backend.services.conversations import find_or_create_conversation
@@ -202,7 +203,7 @@ def make_org(name: str, secret: str) -> Org:
 def orgs(app):
     """Two tenants, A (the actor's) and B (the other one), built the same way."""
     with app.app_context():
-        secret = app.config["SECRET_KEY"]
+        secret = identifier_key()
         return make_org("Acme", secret), make_org("Bolt", secret)
 
 

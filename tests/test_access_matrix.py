@@ -15,9 +15,11 @@ from datetime import timedelta
 import pytest
 
 from backend.extensions import db, socketio
-from backend.models import Alert, AlertReceipt, BehaviourEvent, Intervention, User, WebhookEndpoint
+from backend.models import Alert, AlertReceipt, BehaviourEvent, GrantSetting, Intervention, User, WebhookEndpoint
 from backend.models.base import utcnow
+from backend.models.retention import LegalHold
 from tests.conftest import device_token, sign_in
+from tests.grants_helper import issue_grant, staff_read
 
 ROLES = ("owner", "admin", "supervisor", "agent")
 ALL = set(ROLES)
@@ -140,6 +142,28 @@ ROUTES = {
     "api.create_webhook": ("POST", lambda o: "/api/v1/webhooks", {"json": {"url": "https://93.184.215.14/hook"}},
                            MANAGERS, 201),
     "api.delete_webhook": ("DELETE", lambda o: f"/api/v1/webhooks/{o.webhook_id}", None, MANAGERS, 200),
+    "panel.audit": ("GET", lambda o: "/audit?action=auth.", None, MANAGERS, 200),
+    "panel.audit_verify": ("POST", lambda o: "/audit/verify", {"form": {}}, MANAGERS, 200),
+    "api.list_audit": ("GET", lambda o: "/api/v1/audit?limit=5", None, MANAGERS, 200),
+    "panel.settings_retention": ("GET", lambda o: "/settings/retention", None, MANAGERS, 200),
+    "panel.retention_save": ("POST", lambda o: "/settings/retention",
+                             {"form": {"messages_days": "30", "behaviour_days": ""}}, MANAGERS, 302),
+    # Neither an agent nor a conversation named: the page comes back with the error (400).
+    "panel.hold_place": ("POST", lambda o: "/settings/retention/holds", {"form": {"reason": "matrix"}}, MANAGERS, 400),
+    "panel.hold_release": ("POST", lambda o: f"/settings/retention/holds/{o.hold_id}/release", {"form": {}},
+                           MANAGERS, 302),
+    "api.get_retention": ("GET", lambda o: "/api/v1/retention", None, MANAGERS, 200),
+    "api.save_retention": ("PUT", lambda o: "/api/v1/retention", {"json": {"messages_days": 30}}, MANAGERS, 200),
+    "api.place_hold": ("POST", lambda o: "/api/v1/retention/holds",
+                       {"json": lambda o, r: {"agent_id": o.agent.id, "reason": "matrix"}}, MANAGERS, 201),
+    "api.release_hold": ("POST", lambda o: f"/api/v1/retention/holds/{o.hold_id}/release", None, MANAGERS, 200),
+    # grants: issuing and revoking also need the owner (or an allowed admin), refused in the service (403)
+    "panel.keys_issue": ("POST", lambda o: "/keys", {"form": {}}, MANAGERS, 400),
+    "panel.keys_revoke": ("POST", lambda o: f"/keys/{o.revocable_grant_id}/revoke", {"form": {}}, MANAGERS, 302),
+    "panel.keys_setting": ("POST", lambda o: "/keys/setting", {"form": {}}, MANAGERS, 302),
+    "api.list_grants": ("GET", lambda o: "/api/v1/grants", None, ALL, 200),
+    "api.issue_grant": ("POST", lambda o: "/api/v1/grants", {"json": {}}, MANAGERS, 400),
+    "api.revoke_grant": ("POST", lambda o: f"/api/v1/grants/{o.revocable_grant_id}/revoke", None, MANAGERS, 200),
 }
 
 # Cases whose path or body names an object of a tenant: the other tenant's object must be "not found".
@@ -151,6 +175,8 @@ OBJECT_ROUTES = {
     "api.conversation_records", "api.export_records",
     "panel.report_detail", "panel.report_review#post", "api.get_behaviour_event", "api.review_behaviour_event",
     "panel.webhook_toggle", "panel.webhook_delete", "panel.webhook_test", "api.delete_webhook", "api.mark_alerts_read",
+    "panel.hold_release", "api.place_hold", "api.release_hold", "api.revoke_grant",
+    "panel.keys_revoke",
 }
 
 
@@ -181,7 +207,20 @@ def orgs(orgs, app):
             db.session.add(webhook)
             db.session.flush()
             org.webhook_id = webhook.id
+            hold = LegalHold(tenant_id=org.tenant_id, conversation_id=org.conversation_id, reason="matrix")
+            db.session.add(hold)
+            db.session.flush()
+            org.hold_id = hold.id
         db.session.commit()
+        for org in orgs:
+            db.session.add(GrantSetting(tenant_id=org.tenant_id, admins_may_issue=True))
+        db.session.commit()
+        for org in orgs:
+            # Reading records needs a private key, revealing a restore key (tests/test_grants.py).
+            staff_read(app, org)
+            issue_grant(org, org.agent.id, "restore", agent_ids=[org.agent.id])
+            org.revocable_grant_id = issue_grant(org, org.other_agent.id, "restore",
+                                                 agent_ids=[org.other_agent.id])
     return orgs
 
 
@@ -291,6 +330,7 @@ EVENTS = {
     ("/agent", "pending_interventions"): "device",
     ("/agent", "intervention_status"): "device",
     ("/agent", "resolve_chats"): "device",
+    ("/agent", "reveal"): "device",
     ("/panel", "connect"): ALL,
     ("/panel", "watch_conversation"): STAFF,
     ("/panel", "unwatch_conversation"): STAFF,
@@ -317,6 +357,8 @@ DEVICE_EVENT_PAYLOADS = {
     "pending_interventions": None,
     "intervention_status": lambda o: {"id": o.intervention_id, "status": "delivered"},
     "resolve_chats": {"chats": [{"console": "whatsapp", "key": "8613800138000@c.us"}]},
+    "reveal": lambda o: {"chat": {"console": "whatsapp", "account": f"{o.name} sales", "key": "8613800138000@c.us",
+                                  "customer": "+86 138 0013 8000"}, "span_hash": "0" * 64},
 }
 
 

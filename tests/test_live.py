@@ -13,14 +13,24 @@ from backend.extensions import db, socketio
 from backend.models import AuditLogEntry, ChatAccount, Device, Intervention, Message, Role, User
 from backend.models.base import utcnow
 from backend.models.tenancy import Department
+from backend.security.identifiers import identifier_key
 from backend.security.rate_limit import TokenBuckets
 from backend.services import ingest, interventions, rule_sets
 from backend.services.conversations import find_or_create_conversation
 from backend.services.devices import create_enrolment_code, enrol_device
 from tests.conftest import device_token, sign_in
+from tests.grants_helper import revoke_grants_of, staff_read
 
 AT = 1_790_000_000_000
 CUSTOMER = "+86 138 0013 8000"  # the customer of conftest's conversation
+
+
+@pytest.fixture
+def orgs(orgs, app):
+    """conftest's tenants, whose staff hold private keys: reading records needs one (tests/test_grants.py)."""
+    for org in orgs:
+        staff_read(app, org)
+    return orgs
 
 
 @pytest.fixture(autouse=True)
@@ -245,12 +255,10 @@ def test_conversation_view_shows_authors_and_revisions(app, orgs):
     assert client.get(f"/api/v1/live/conversations/{other.conversation_id}").status_code == 404
 
 
-def test_conversation_view_hides_text_without_the_right_to_read_it(app, orgs, monkeypatch):
+def test_conversation_view_hides_text_without_the_right_to_read_it(app, orgs):
+    """Without a private grant covering the conversation: no text, no replies."""
     own, _other = orgs
-    from backend.services import live
-
-    monkeypatch.setattr(live, "can_read_message_text", lambda actor, conversation: False)
-    monkeypatch.setattr(interventions, "can_read_message_text", lambda actor, conversation: False)
+    revoke_grants_of(app, own, own.users["supervisor"].id)
     client = app.test_client()
     csrf = sign_in(client, own.users["supervisor"])
     view = client.get(f"/api/v1/live/conversations/{own.conversation_id}").get_json()
@@ -295,7 +303,7 @@ def test_intervention_scope(app, orgs):
         account = ChatAccount(tenant_id=own.tenant_id, agent=agent2, platform="whatsapp", handle="support")
         db.session.add(account)
         db.session.flush()
-        support_conversation = find_or_create_conversation(app.config["SECRET_KEY"], account, "+1 555 0100").id
+        support_conversation = find_or_create_conversation(identifier_key(), account, "+1 555 0100").id
         db.session.commit()
     client = app.test_client()
     csrf = sign_in(client, own.users["supervisor"])
@@ -514,7 +522,7 @@ def test_resolve_chats_finds_only_this_agents_conversations(app, orgs):
         account = ChatAccount(tenant_id=own.tenant_id, agent=agent2, platform="whatsapp", handle="Acme sales")
         db.session.add(account)
         db.session.flush()
-        colleagues = find_or_create_conversation(app.config["SECRET_KEY"], account, CUSTOMER).id
+        colleagues = find_or_create_conversation(identifier_key(), account, CUSTOMER).id
         db.session.commit()
     device = agent_socket(app, own.device_id)
     chats = [

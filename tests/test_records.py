@@ -13,10 +13,20 @@ from sqlalchemy import select, text
 
 from backend.extensions import db
 from backend.models import AuditLogEntry, ChatAccount, Conversation, Message, MessageRevision, User
+from backend.security.identifiers import identifier_key
 from backend.services.conversations import find_or_create_conversation
 from tests.conftest import sign_in
+from tests.grants_helper import revoke_grants_of, staff_read
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+@pytest.fixture
+def orgs(orgs, app):
+    """conftest's tenants, whose staff hold private keys: reading records needs one (tests/test_grants.py)."""
+    for org in orgs:
+        staff_read(app, org)
+    return orgs
+
 
 
 def bearer(org, role="supervisor"):
@@ -52,7 +62,7 @@ def support_conversation(app, org) -> int:
         account = ChatAccount(tenant_id=org.tenant_id, agent=agent, platform="telegram", handle="support line")
         db.session.add(account)
         db.session.flush()
-        conversation = find_or_create_conversation(app.config["SECRET_KEY"], account, "someone@example.com")
+        conversation = find_or_create_conversation(identifier_key(), account, "someone@example.com")
         db.session.commit()
         return conversation.id
 
@@ -196,11 +206,13 @@ def test_agents_are_refused_and_other_tenants_are_not_found(app, client, orgs):
     assert client.get(f"/records/conversations/{other.conversation_id}").status_code == 404
 
 
-def test_text_search_hides_rows_the_actor_may_not_read(app, client, orgs, monkeypatch):
-    """The text rule lives in visibility.can_read_message_text: a hit is never listed where it says no."""
+def test_text_search_hides_rows_the_actor_may_not_read(app, client, orgs):
+    """The text rule lives in visibility.can_read_message_text: without a private grant a hit is never
+    listed, and no text is shown or exported."""
     own, _other = orgs
     add_message(app, own.conversation_id, "bank account 6222", T0)
-    monkeypatch.setattr("backend.services.records.can_read_message_text", lambda actor, conversation: False)
+    assert found(client, own, q="bank account"), "with the grant the hit is found"
+    revoke_grants_of(app, own, own.users["supervisor"].id)
     assert found(client, own, q="bank account") == []
     listed = search(client, own).get_json()["messages"]  # no text filter: listed, text withheld
     assert listed and all(m["text"] is None and m["text_hidden"] for m in listed)
@@ -411,7 +423,7 @@ def test_conversation_search_pages_by_latest_message(app, client, orgs):
     with app.app_context():
         agent = db.session.get(User, own.agent.id)
         account = db.session.scalars(select(ChatAccount).where(ChatAccount.agent_id == agent.id)).first()
-        ids = [find_or_create_conversation(app.config["SECRET_KEY"], account, f"+86 139 0000 {i:04d}").id
+        ids = [find_or_create_conversation(identifier_key(), account, f"+86 139 0000 {i:04d}").id
                for i in range(7)]
         db.session.commit()
     for i, cid in enumerate(ids):

@@ -13,9 +13,18 @@ from sqlalchemy import select
 from backend.extensions import db
 from backend.models import AuditLogEntry, BehaviourEvent, Message, MessageRevision, User
 from tests.conftest import sign_in
+from tests.grants_helper import revoke_grants_of, staff_read
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 SCRIPT = "<script>alert('x')</script>"
+
+@pytest.fixture
+def orgs(orgs, app):
+    """conftest's tenants, whose staff hold private keys: reading records needs one (tests/test_grants.py)."""
+    for org in orgs:
+        staff_read(app, org)
+    return orgs
+
 
 
 def add_event(app, org, *, agent=None, type="send_blocked", at=T0, status="new", conversation=True,
@@ -211,7 +220,7 @@ def test_blocked_text_is_highlighted_with_the_current_rules(app, client, orgs):
     assert "<script>alert" not in html
 
 
-def test_text_hidden_when_it_may_not_be_read(app, client, orgs, monkeypatch):
+def test_text_hidden_when_it_may_not_be_read(app, client, orgs):
     own, _other = orgs
     add_message(app, own, "secret customer text", T0 - timedelta(minutes=1), direction="in")
     event = add_event(app, own, details={"console": "whatsapp", "text": "blocked secret", "reason": "asked"})
@@ -221,8 +230,7 @@ def test_text_hidden_when_it_may_not_be_read(app, client, orgs, monkeypatch):
     body = client.get(f"/api/v1/behaviour-events/{loose}", headers=headers).get_json()
     assert "text" not in body["event"]["details"] and body["event"]["text_hidden"] is True
 
-    import backend.services.reports as reports
-    monkeypatch.setattr(reports, "can_read_message_text", lambda actor, conversation: False)
+    revoke_grants_of(app, own, own.users["owner"].id)  # without a private grant, even the owner reads nothing
     body = client.get(f"/api/v1/behaviour-events/{event}", headers=headers).get_json()
     assert body["event"]["text_hidden"] is True and "text" not in body["event"]["details"]
     assert body["event"]["details"]["reason"] == "asked", "the agent's reason is addressed to the supervisor"

@@ -29,6 +29,7 @@ import pytest
 
 from backend.extensions import db
 from backend.models import BehaviourEvent, ChatAccount, Device, Message, User
+from backend.security.identifiers import identifier_key
 from backend.services import statistics as stats
 from backend.services.conversations import find_or_create_conversation
 from tests.conftest import sign_in
@@ -56,7 +57,7 @@ def conversation(app, tenant_id: int, agent_id: int, customer: str, lines: list)
         account = ChatAccount(tenant_id=tenant_id, agent=agent, platform="whatsapp", handle="stats line")
         db.session.add(account)
         db.session.flush()
-    row = find_or_create_conversation(app.config["SECRET_KEY"], account, customer)
+    row = find_or_create_conversation(identifier_key(), account, customer)
     for direction, at, action in lines:
         check = {"action": action, "findings": [], "rules": "test"} if direction == "out" else None
         db.session.add(Message(tenant_id=tenant_id, conversation=row, direction=direction, text="…", sent_at=at,

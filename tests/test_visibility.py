@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import pytest
+
 from backend.extensions import db
 from backend.models import ChatAccount, Message, User
 from backend.models.base import utcnow
+from backend.security.identifiers import identifier_key
 from backend.services.conversations import find_or_create_conversation
 from backend.services.devices import create_enrolment_code
+from tests.grants_helper import staff_read
+
+
+@pytest.fixture
+def orgs(orgs, app):
+    """conftest's tenants, whose staff hold private keys: reading records needs one (tests/test_grants.py)."""
+    for org in orgs:
+        staff_read(app, org)
+    return orgs
 
 
 def bearer(org, role):
@@ -21,7 +33,7 @@ def add_other_agent_data(app, org) -> tuple[int, int]:
         account = ChatAccount(tenant_id=org.tenant_id, agent=agent, platform="telegram", handle="support line")
         db.session.add(account)
         db.session.flush()
-        conversation = find_or_create_conversation(app.config["SECRET_KEY"], account, "someone@example.com")
+        conversation = find_or_create_conversation(identifier_key(), account, "someone@example.com")
         db.session.add(Message(tenant_id=org.tenant_id, conversation=conversation, direction="in",
                                text="support question", sent_at=utcnow()))
         db.session.commit()

@@ -20,6 +20,7 @@ def search_messages():
     """Query parameters: q, agent_id, department_id, chat_account_id, conversation_id, customer, from, to,
     direction; paging with `before` (older) or `after` (newer) cursors from a previous answer; limit."""
     page = records.search_messages(g.user, records.parse_filters(request.args), **page_args())
+    db.session.commit()  # the grant use and its audit entry (services/grants.use_grant)
     return jsonify({"messages": [r.to_dict() for r in page.rows], "older": page.older, "newer": page.newer,
                     "text_indexed": page.text_indexed})
 
@@ -27,6 +28,7 @@ def search_messages():
 @bp.get("/conversations/search")
 def search_conversations():
     page = records.search_conversations(g.user, records.parse_filters(request.args), **page_args())
+    db.session.commit()  # the grant use and its audit entry (services/grants.use_grant)
     counts = page.extra["message_counts"]
     return jsonify({"conversations": [records.conversation_dict(c, counts.get(c.id, 0)) for c in page.rows],
                     "older": page.older, "newer": page.newer, "text_indexed": page.text_indexed})
@@ -41,6 +43,7 @@ def conversation_records(conversation_id: int):
     focus = records.parse_id(request.args, "focus")
     limit = records.parse_page_size(request.args.get("limit"), records.CONVERSATION_PAGE_SIZE)
     page = records.read_conversation(g.user, conversation, before=before, after=after, focus=focus, limit=limit)
+    db.session.commit()  # the grant use and its audit entry (services/grants.use_grant)
     return jsonify({"conversation": records.conversation_dict(conversation),
                     "messages": [r.to_dict() for r in page.rows], "earlier": page.earlier, "later": page.later})
 

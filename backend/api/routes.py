@@ -155,6 +155,7 @@ def list_messages(conversation_id: int):
     rows = conversations.list_messages(
         g.user, conversation, after_id=query_int("after_id", 0) or 0, limit=query_int("limit", 100) or 100
     )
+    db.session.commit()  # the grant use and its audit entry (services/grants.use_grant)
     return jsonify({"messages": [m.to_dict() for m in rows]})
 
 

@@ -6,9 +6,12 @@ from backend.models.auth import ApiToken, LoginAttempt, WebSession
 from backend.models.behaviour import BehaviourEvent
 from backend.models.chat import ChatAccount, Conversation, Message, MessageRevision
 from backend.models.devices import Device
+from backend.models.grants import Grant, GrantSetting, GrantUse, SigningKey
 from backend.models.interventions import Intervention
+from backend.models.retention import LegalHold, RetentionSetting
 from backend.models.rules import RuleSetVersion
 from backend.models.tenancy import ROLES, Department, Role, Tenant, User, department_members
+from backend.models.vault import CustomerIdentifier, DataKey
 
 __all__ = [
     "ROLES",
@@ -20,14 +23,22 @@ __all__ = [
     "BehaviourEvent",
     "ChatAccount",
     "Conversation",
+    "CustomerIdentifier",
+    "DataKey",
     "Department",
     "Device",
+    "Grant",
+    "GrantSetting",
+    "GrantUse",
     "Intervention",
+    "LegalHold",
     "LoginAttempt",
     "Message",
     "MessageRevision",
+    "RetentionSetting",
     "Role",
     "RuleSetVersion",
+    "SigningKey",
     "Tenant",
     "User",
     "WebhookDelivery",

@@ -67,13 +67,15 @@ class BehaviourEvent(db.Model):
     reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
 
     def to_dict(self) -> dict:
+        from backend.services.vault import display_details  # text in details is stored protected
+
         return {
             "id": self.id,
             "agent_id": self.agent_id,
             "device_id": self.device_id,
             "conversation_id": self.conversation_id,
             "type": self.type,
-            "details": self.details,
+            "details": display_details(self.details),
             "occurred_at": iso(self.occurred_at),
             "status": self.status,
             "review_note": self.review_note,

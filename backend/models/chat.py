@@ -89,6 +89,7 @@ class Message(db.Model):
     and (conversation_id, console_message_id) keeps a row re-read after a page reload from being stored twice.
 
     `text` is the message as first logged and never changes; edits and the deletion are `MessageRevision`s.
+    It is stored protected (customer identifiers as tokens, backend/services/vault.py); `to_dict` shows it.
     """
 
     __tablename__ = "message"
@@ -125,11 +126,13 @@ class Message(db.Model):
     )
 
     def to_dict(self) -> dict:
+        from backend.services.vault import display  # the vault reads models: imported when first shown
+
         return {
             "id": self.id,
             "conversation_id": self.conversation_id,
             "direction": self.direction,
-            "text": self.text,
+            "text": display(self.text),
             "sent_at": iso(self.sent_at),
             "author_user_id": self.author_user_id,
             "edited_at": iso(self.edited_at),
@@ -161,4 +164,6 @@ class MessageRevision(db.Model):
     message: Mapped[Message] = relationship(back_populates="revisions")
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "text": self.text, "at": iso(self.occurred_at)}
+        from backend.services.vault import display
+
+        return {"kind": self.kind, "text": display(self.text), "at": iso(self.occurred_at)}

@@ -59,12 +59,14 @@ class Intervention(db.Model):
     author: Mapped[User | None] = relationship(foreign_keys=[author_id])
 
     def to_dict(self) -> dict:
+        from backend.services.vault import display  # the text is stored protected, like messages
+
         return {
             "id": self.id,
             "conversation_id": self.conversation_id,
             "agent_id": self.agent_id,
             "author": {"id": self.author.id, "display_name": self.author.display_name} if self.author else None,
-            "text": self.text,
+            "text": display(self.text),
             "status": self.status,
             "created_at": iso(self.created_at),
             "expires_at": iso(self.expires_at),

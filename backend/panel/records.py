@@ -30,6 +30,7 @@ def records():
         before, after = service.parse_page_cursors(request.args)
         search = service.search_messages if view == "messages" else service.search_conversations
         page = search(g.user, filters, before=before, after=after)
+        db.session.commit()  # the grant use and its audit entry (services/grants.use_grant)
     except ApiError as err:
         error, status = err.message, err.status
     return render_template(
@@ -48,6 +49,7 @@ def records_conversation(conversation_id: int):
     focus = service.parse_id(request.args, "focus")
     query = service.parse_text(request.args, "q", service.MAX_QUERY_CHARS)
     page = service.read_conversation(g.user, conversation, before=before, after=after, focus=focus)
+    db.session.commit()  # the grant use and its audit entry (services/grants.use_grant)
     keep = {"q": query} if query else {}
     return render_template(
         "records_conversation.html", conversation=conversation, page=page, query=query, focus=focus,

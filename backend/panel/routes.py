@@ -198,11 +198,6 @@ def rules_import():
     return redirect(url_for("panel.rules"))
 
 
-@bp.get("/keys")
-def keys():
-    return render_template("keys.html")
-
-
 @bp.get("/settings")
 def settings():
     return render_template("settings.html", departments=g.user.tenant.departments)

@@ -7,4 +7,4 @@ through the configured message queue, so any server process reaches every room. 
 (`backend.services.signals`) is turned into pushes here, after the commit (`broadcast.after_commit`).
 """
 
-from backend.realtime import agent_events, panel_events, panel_push  # noqa: F401  (handlers register on import)
+from backend.realtime import agent_events, grant_events, panel_events, panel_push  # noqa: F401  (handlers register on import)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from itertools import count
 
-from flask import current_app
 from flask_socketio import join_room
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -21,6 +20,7 @@ from backend.models.base import utcnow
 from backend.realtime import panel_push
 from backend.realtime.broadcast import after_commit
 from backend.realtime.guard import current_device, forget_connection, guarded, refuse, remember_device
+from backend.security.identifiers import identifier_key
 from backend.services import conversations, ingest, interventions
 from backend.services.devices import device_for_token, record_heartbeat
 from backend.services.signals import rule_set_saved
@@ -101,7 +101,7 @@ def _store(device: Device, items: list) -> dict:
 @guarded(NAMESPACE, "pseudonyms")
 def pseudonyms(device: Device, payload=None, *_extra):
     identifiers = payload.get("identifiers") if isinstance(payload, dict) else None
-    found = conversations.pseudonyms_for(current_app.config["SECRET_KEY"], device.tenant_id, device.id, identifiers)
+    found = conversations.pseudonyms_for(identifier_key(), device.tenant_id, device.id, identifiers)
     return {"ok": True, "pseudonyms": found}
 
 
@@ -126,7 +126,7 @@ def intervention_status(device: Device, payload=None, *_extra):
 @socketio.on("resolve_chats", namespace=NAMESPACE)
 @guarded(NAMESPACE, "resolve_chats")
 def resolve_chats(device: Device, payload=None, *_extra):
-    found = interventions.resolve_chats(current_app.config["SECRET_KEY"], device, payload)
+    found = interventions.resolve_chats(identifier_key(), device, payload)
     return {"ok": True, "conversation_ids": found}
 
 

@@ -32,8 +32,8 @@ STAFF = Access(roles=frozenset({Role.OWNER, Role.ADMIN, Role.SUPERVISOR}))
 MANAGERS = Access(roles=frozenset({Role.OWNER, Role.ADMIN}))
 # Any signed-in person, or an enrolled extension.
 ANY_USER_OR_DEVICE = Access(roles=ANY_USER.roles, device=True)
-# Reading message text. The keys issue replaces this role rule with a private-key grant check,
-# in `backend.services.visibility.can_read_message_text`, which consults this same entry.
+# Reading message text: these roles, and only with a valid private grant covering the conversation
+# (`backend.services.visibility.can_read_message_text`, which consults this same entry).
 RECORD_READERS = STAFF
 
 ROUTES: dict[str, Access] = {
@@ -62,6 +62,14 @@ ROUTES: dict[str, Access] = {
     "panel.reports_summary_csv": STAFF,
     "panel.rules": MANAGERS,
     "panel.keys": MANAGERS,
+    # grants: issuing and revoking also need the owner (or an admin the owner allows), checked in
+    # backend.services.grants; anyone may list the grants they hold
+    "panel.keys_issue": MANAGERS,
+    "panel.keys_revoke": MANAGERS,
+    "panel.keys_setting": MANAGERS,
+    "api.list_grants": ANY_USER,
+    "api.issue_grant": MANAGERS,
+    "api.revoke_grant": MANAGERS,
     "panel.settings": MANAGERS,
     "panel.department_create": MANAGERS,
     "panel.users": MANAGERS,
@@ -120,6 +128,19 @@ ROUTES: dict[str, Access] = {
     "api.list_webhooks": MANAGERS,
     "api.create_webhook": MANAGERS,
     "api.delete_webhook": MANAGERS,
+    # the audit trail: the tenant's owners and admins (supervisors are among those it watches)
+    "panel.audit": MANAGERS,
+    "panel.audit_verify": MANAGERS,
+    "api.list_audit": MANAGERS,
+    # retention: the tenant's limits and legal holds
+    "panel.settings_retention": MANAGERS,
+    "panel.retention_save": MANAGERS,
+    "panel.hold_place": MANAGERS,
+    "panel.hold_release": MANAGERS,
+    "api.get_retention": MANAGERS,
+    "api.save_retention": MANAGERS,
+    "api.place_hold": MANAGERS,
+    "api.release_hold": MANAGERS,
 }
 
 EVENTS: dict[tuple[str, str], Access] = {
@@ -131,6 +152,7 @@ EVENTS: dict[tuple[str, str], Access] = {
     ("/agent", "pending_interventions"): DEVICE,
     ("/agent", "intervention_status"): DEVICE,
     ("/agent", "resolve_chats"): DEVICE,
+    ("/agent", "reveal"): DEVICE,
     ("/panel", "connect"): ANY_USER,
     ("/panel", "watch_conversation"): RECORD_READERS,
     ("/panel", "unwatch_conversation"): STAFF,

@@ -11,7 +11,8 @@ from backend.models import ChatAccount, Conversation, Message, User
 from backend.models.base import insert_if_absent, utcnow
 from backend.security.identifiers import customer_pseudonym, customer_ref
 from backend.security.rate_limit import TokenBuckets, whole_seconds
-from backend.services.visibility import can_read_message_text, visible_agent_ids_query
+from backend.services.grants import use_grant
+from backend.services.visibility import private_grant_for, visible_agent_ids_query
 
 PAGE_SIZE_MAX = 200
 MAX_PSEUDONYM_LOOKUPS = 50  # identifiers per request: one screen of a chat list
@@ -34,8 +35,10 @@ def list_conversations(actor: User, *, before_id: int | None = None, limit: int 
 
 
 def list_messages(actor: User, conversation: Conversation, *, after_id: int = 0, limit: int = 100) -> list[Message]:
-    if not can_read_message_text(actor, conversation):
+    grant = private_grant_for(actor, conversation)
+    if grant is None:
         raise forbidden()
+    use_grant(grant, "record_view", conversation, actor=actor)
     query = (
         select(Message)
         .where(Message.conversation_id == conversation.id, Message.id > after_id)

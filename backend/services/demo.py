@@ -9,10 +9,13 @@ from datetime import timedelta
 from backend.extensions import db
 from backend.models import BehaviourEvent, ChatAccount, Message, Role
 from backend.models.base import utcnow
+from backend.models.grants import PRIVATE
+from backend.services import grants
 from backend.services.conversations import find_or_create_conversation
 from backend.services.demo_history import add_history
 from backend.services.tenants import create_department, create_tenant, find_tenant
 from backend.services.users import create_user
+from backend.services.vault import protect
 
 DEMO_TENANT = "Demo Co"
 DEMO_OWNER_EMAIL = "owner@demo.veil"
@@ -47,7 +50,7 @@ class DemoLogin:
     password: str
 
 
-def create_demo(secret: str) -> DemoLogin | None:
+def create_demo(secret: bytes) -> DemoLogin | None:
     """Creates Demo Co unless it exists; returns the owner's login (its password is shown only now)."""
     if find_tenant(DEMO_TENANT) is not None:
         return None
@@ -55,11 +58,12 @@ def create_demo(secret: str) -> DemoLogin | None:
     sales = create_department(None, tenant, "Sales")
     support = create_department(None, tenant, "Support")
     password = secrets.token_urlsafe(12)
-    create_user(None, tenant=tenant, email=DEMO_OWNER_EMAIL, role=Role.OWNER, display_name="Olivia Owner",
-                password=password)
+    owner = create_user(None, tenant=tenant, email=DEMO_OWNER_EMAIL, role=Role.OWNER, display_name="Olivia Owner",
+                        password=password)
     # The other demo users get random passwords; the owner sets them on the users page.
-    create_user(None, tenant=tenant, email="supervisor@demo.veil", role=Role.SUPERVISOR, display_name="Sam Supervisor",
-                password=secrets.token_urlsafe(16), department_ids=[sales.id, support.id])
+    supervisor = create_user(None, tenant=tenant, email="supervisor@demo.veil", role=Role.SUPERVISOR,
+                             display_name="Sam Supervisor", password=secrets.token_urlsafe(16),
+                             department_ids=[sales.id, support.id])
     agents = {
         "agent1@demo.veil": create_user(None, tenant=tenant, email="agent1@demo.veil", role=Role.AGENT,
                                         display_name="李明 (Li Ming)", password=secrets.token_urlsafe(16),
@@ -79,11 +83,17 @@ def create_demo(secret: str) -> DemoLogin | None:
             for direction, text, minutes in lines:
                 sent_at = start + timedelta(minutes=minutes)
                 db.session.add(Message(tenant_id=tenant.id, conversation=conversation, direction=direction,
-                                       text=text, sent_at=sent_at))
+                                       text=protect(tenant.id, text), sent_at=sent_at))
                 conversation.last_message_at = sent_at
     db.session.add(BehaviourEvent(tenant_id=tenant.id, agent_id=agents["agent1@demo.veil"].id,
                                   type="send_blocked", details={"rule": "contact.wechat"},
                                   occurred_at=start + timedelta(minutes=3)))
     add_history(secret, tenant, list(agents.values()), utcnow())  # four weeks for Home and Statistics
+    # Reading records needs a private key, the owner included: the owner signs one for themselves and one
+    # for the supervisor, over both departments, for a year (docs/security.md, "Grants").
+    now = utcnow()
+    for grantee in (owner, supervisor):
+        grants.issue(owner, password, grantee, PRIVATE, {"department_ids": [sales.id, support.id]},
+                     now - timedelta(minutes=1), now + timedelta(days=365))
     db.session.flush()
     return DemoLogin(DEMO_OWNER_EMAIL, password)

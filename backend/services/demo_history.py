@@ -17,6 +17,7 @@ from backend.models import BehaviourEvent, ChatAccount, Message, Tenant, User
 from backend.models.behaviour import MESSAGE_DELETED, MESSAGE_EDITED, SERVER_RULE_HIT
 from backend.services.conversations import find_or_create_conversation
 from backend.services.ingest import server_check
+from backend.services.vault import protect_checked
 
 DAYS = 28
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -38,7 +39,7 @@ RISKY = ("加我微信 wxid_demo88 私下给你便宜点", "我的电话 138 001
          "Transfer to my personal account please")
 
 
-def add_history(secret: str, tenant: Tenant, agents: list[User], now: datetime) -> None:
+def add_history(secret: bytes, tenant: Tenant, agents: list[User], now: datetime) -> None:
     rng = random.Random(5)
     for n, agent in enumerate(agents):
         account = ChatAccount(tenant_id=tenant.id, agent=agent, platform="whatsapp", handle=f"Demo Co line {n + 1}")
@@ -81,8 +82,9 @@ def _conversation(secret, tenant, account, customer, at, now, rng, pace) -> None
 
 def _message(tenant, conversation, direction, text, at) -> Message:
     check = server_check(tenant, conversation, text, at, window=False) if direction == "out" else None
-    message = Message(tenant_id=tenant.id, conversation=conversation, direction=direction, text=text, sent_at=at,
-                      server_check=check)
+    stored, stored_check = protect_checked(tenant.id, text, check)  # as ingest stores it
+    message = Message(tenant_id=tenant.id, conversation=conversation, direction=direction, text=stored, sent_at=at,
+                      server_check=stored_check)
     db.session.add(message)
     if conversation.last_message_at is None or conversation.last_message_at < at:
         conversation.last_message_at = at

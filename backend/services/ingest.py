@@ -17,7 +17,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
@@ -26,7 +25,9 @@ from backend.extensions import db
 from backend.models import BehaviourEvent, Conversation, Device, Message, MessageRevision
 from backend.models.base import insert_if_absent, utcnow
 from backend.models.behaviour import MESSAGE_DELETED, MESSAGE_EDITED, REPORTED_KINDS, SERVER_RULE_HIT
+from backend.security.identifiers import identifier_key
 from backend.security.rate_limit import TokenBuckets, whole_seconds
+from backend.services import vault
 from backend.services.conversations import find_or_create_chat_account, find_or_create_conversation
 from backend.services.interventions import attribute_message
 from backend.services.rule_sets import compiled_payload, current_rule_set, engine_for_tenant
@@ -368,7 +369,7 @@ class _Batch:
     def __init__(self, device: Device):
         self.device = device
         self.agent = device.agent
-        self.secret = current_app.config["SECRET_KEY"]
+        self.secret = identifier_key()
         self.conversations: dict[tuple[str, str, str], Conversation] = {}
         self.platforms: dict[str, str] | None = None
 
@@ -401,17 +402,19 @@ class _Batch:
         )).limit(1))
         if stored is not None:
             return  # a retry, or the row read again after a page reload
+        # The server's check reads the clear text; only the protected text and check are stored.
         check = (server_check(self.agent.tenant, conversation, event.text, event.sent_at, window=True)
                  if event.direction == "out" else None)
+        text, stored_check = vault.protect_checked(self.device.tenant_id, event.text, check)
         message_id = insert_if_absent(Message, {
             **self.owned(event.id), "conversation_id": conversation.id, "console_message_id": event.message_id,
-            "direction": event.direction, "text": event.text, "sent_at": event.sent_at, "received_at": utcnow(),
-            "server_check": check,
+            "direction": event.direction, "text": text, "sent_at": event.sent_at, "received_at": utcnow(),
+            "server_check": stored_check,
         })
         if message_id is None:
             return  # a racing copy of this batch stored it first
         if event.intervention_id is not None:
-            attribute_message(self.device, conversation.id, message_id, event.text, event.intervention_id)
+            attribute_message(self.device, conversation.id, message_id, text, event.intervention_id)
         if conversation.last_message_at is None or conversation.last_message_at < event.sent_at:
             conversation.last_message_at = event.sent_at
         message_stored.send(None, tenant_id=self.device.tenant_id, agent_id=self.device.agent_id,
@@ -431,16 +434,22 @@ class _Batch:
         details: dict = {"console": event.source.console, "message_id": message.id if message else None}
         if message is None:
             # Changed before it was ever logged (or logged by no device of this agent): keep what we know.
-            details.update({k: v for k, v in (("text", event.text), ("previous_text", event.previous_text))
+            details.update({k: vault.protect(self.device.tenant_id, v)
+                            for k, v in (("text", event.text), ("previous_text", event.previous_text))
                             if v is not None})
             self.add_behaviour(event.id, behaviour_type, conversation.id, details, event.at)
             return
+        # Stored text is protected: the same text protects to the same tokens, so the two compare.
         current = next((r.text for r in reversed(message.revisions) if r.kind == "edit"), message.text)
-        if (event.kind == "edit" and event.text == current) or (event.kind == "delete" and message.deleted_at):
+        reported = vault.protect(self.device.tenant_id, event.text) if event.text is not None else None
+        if (event.kind == "edit" and reported == current) or (event.kind == "delete" and message.deleted_at):
             return  # another device of the agent reported the same change
-        text = event.text if event.text is not None else current
-        check = (server_check(self.agent.tenant, conversation, text, event.at, window=False)
+        check = (server_check(self.agent.tenant, conversation, event.text, event.at, window=False)
                  if event.kind == "edit" and message.direction == "out" else None)
+        if check is not None:
+            text, check = vault.protect_checked(self.device.tenant_id, event.text, check)
+        else:
+            text = reported if reported is not None else current
         revision_id = insert_if_absent(MessageRevision, {
             **self.owned(event.id), "message_id": message.id, "kind": event.kind, "text": text,
             "occurred_at": event.at, "received_at": utcnow(), "server_check": check,
@@ -462,7 +471,8 @@ class _Batch:
 
     def store_behaviour(self, event: BehaviourReport) -> None:
         conversation_id = self.conversation(event.source).id if event.source.chat else None
-        self.add_behaviour(event.id, event.kind, conversation_id, event.details, event.at)
+        details = vault.protect_details(self.device.tenant_id, event.details)
+        self.add_behaviour(event.id, event.kind, conversation_id, details, event.at)
 
     def add_behaviour(self, event_id: str, kind: str, conversation_id: int | None, details: dict,
                       at: datetime) -> None:

@@ -43,6 +43,7 @@ from backend.models.interventions import (
 from backend.security.identifiers import customer_ref
 from backend.security.policy import STAFF
 from backend.security.rate_limit import TokenBuckets, whole_seconds
+from backend.services import vault
 from backend.services.audit import record_audit
 from backend.services.rule_sets import compiled_payload, current_rule_set
 from backend.services.visibility import can_read_message_text, get_visible_conversation
@@ -97,7 +98,8 @@ def create_intervention(actor: User, conversation_id: int, text: object, *, remo
                        retry_after=seconds)
     now = utcnow()
     row = Intervention(tenant_id=conversation.tenant_id, conversation_id=conversation.id,
-                       agent_id=conversation.agent_id, author_id=actor.id, text=text, status=QUEUED,
+                       agent_id=conversation.agent_id, author_id=actor.id,
+                       text=vault.protect(conversation.tenant_id, text), status=QUEUED,
                        created_at=now, expires_at=now + EXPIRES_AFTER)
     db.session.add(row)
     db.session.flush()
@@ -168,7 +170,8 @@ def intervene_payload(row: Intervention) -> dict:
             "account": conversation.chat_account.handle,
             "customer_pseudonym": conversation.customer_pseudonym,
         },
-        "text": row.text,
+        # The agent's console sends it to the customer: the one place stored text goes out in clear.
+        "text": vault.reveal_text(row.tenant_id, row.text),
         "expires_at": row.expires_at.isoformat(),
     }
 
@@ -244,6 +247,7 @@ def _same_text(a: str, b: str) -> bool:
 def attribute_message(device: Device, conversation_id: int, message_id: int, text: str, intervention_id: int) -> bool:
     """An outgoing message logged with `intervention_id`: it becomes the supervisor's only if this device
     claimed that intervention, for this conversation, with this text, and no message has it yet.
+    `text` is the message as stored (protected), like the intervention's.
     A forged, foreign or reused id leaves the message the agent's."""
     row = db.session.scalar(select(Intervention).where(
         Intervention.id == intervention_id, Intervention.tenant_id == device.tenant_id,

@@ -15,12 +15,13 @@ from backend.errors import forbidden
 from backend.extensions import db
 from backend.models import BehaviourEvent, Conversation, Device, Message, Role, User
 from backend.models.base import iso, utcnow
+from backend.services.grants import use_grant
 from backend.services.interventions import interventions_for_conversation
 from backend.services.visibility import (
-    can_read_message_text,
     can_see_agent,
     get_user_in_tenant,
     get_visible_conversation,
+    private_grant_for,
     visible_agent_ids_query,
 )
 
@@ -128,7 +129,10 @@ def conversation_view(actor: User, conversation_id: int) -> dict:
     """One conversation for the Live page: its latest messages (oldest first) and the replies written
     for it. Without the right to read its text, the messages come without text and no replies."""
     conversation = get_visible_conversation(actor, conversation_id)
-    readable = can_read_message_text(actor, conversation)
+    grant = private_grant_for(actor, conversation)
+    readable = grant is not None
+    if grant is not None:
+        use_grant(grant, "live_view", conversation, actor=actor)
     rows = list(db.session.scalars(select(Message).where(Message.conversation_id == conversation.id)
                                    .order_by(Message.id.desc()).limit(MESSAGES_SHOWN)))
     rows.reverse()

@@ -18,7 +18,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 from flask_babel import gettext as _
@@ -31,11 +31,13 @@ from backend.extensions import db
 from backend.models import ChatAccount, Conversation, Department, Message, MessageRevision, User, department_members
 from backend.models.base import iso
 from backend.models.chat import DIRECTIONS
+from backend.services import vault
+from backend.services.grants import PRIVATE, use_grant, use_grants, valid_grants
 from backend.services.visibility import (
-    can_read_message_text,
     can_see_agent,
     get_user_in_tenant,
     get_visible_conversation,
+    private_grant_for,
     sees_whole_tenant,
     visible_agent_ids_query,
 )
@@ -81,6 +83,8 @@ class RecordFilters:
     until: datetime | None = None
     text: str | None = None
     direction: str | None = None
+    # Set by `resolve_identifiers` when `text` is a phone number, e-mail address…: the stored tokens to find.
+    tokens: tuple[str, ...] | None = None
 
     @property
     def text_indexed(self) -> bool:
@@ -94,7 +98,8 @@ class RecordFilters:
 
     def describe(self) -> dict:
         """The filters as plain JSON values (for the audit trail)."""
-        return {k: (iso(v) if isinstance(v, datetime) else v) for k, v in asdict(self).items() if v is not None}
+        return {k: (iso(v) if isinstance(v, datetime) else v) for k, v in asdict(self).items()
+                if v is not None and k != "tokens"}
 
 
 def bad_value(name: str, message: str) -> ApiError:
@@ -281,8 +286,22 @@ def message_conditions(filters: RecordFilters, message=Message, *, text_by_index
     if filters.direction is not None:
         conditions.append(message.direction == filters.direction)
     if filters.text is not None:
-        conditions.append(text_condition(filters.text, message, by_index=text_by_index))
+        condition = text_condition(filters.text, message, by_index=text_by_index)
+        if filters.tokens is not None:
+            # Stored text holds identifiers as tokens (text from before encryption at rest, in clear).
+            condition = or_(condition, *(text_condition(t, message, by_index=text_by_index) for t in filters.tokens))
+        conditions.append(condition)
     return conditions
+
+
+def resolve_identifiers(actor: User, filters: RecordFilters) -> RecordFilters:
+    """A text that is a customer identifier (a phone number or e-mail address, written any way) is looked
+    for as the tokens stored in its place, found by blind index."""
+    if filters.text is None or filters.tokens is not None or \
+            not vault.looks_like_identifier(actor.tenant_id, filters.text):
+        return filters
+    return replace(filters, tokens=tuple(vault.token(i) for i in vault.find_identifiers(actor.tenant_id,
+                                                                                           filters.text)))
 
 
 # ---- text ------------------------------------------------------------------------------------------------
@@ -407,14 +426,14 @@ class MessageRecord:
     def current_text(self) -> str:
         """The text as last seen: the latest edit, or the deletion's last content, or the original."""
         revisions = self.message.revisions
-        return revisions[-1].text if revisions else self.message.text
+        return vault.display(revisions[-1].text if revisions else self.message.text)
 
     @property
     def versions(self) -> list[dict]:
         """Every version with the time it appeared: the original, then each edit and the deletion."""
         message = self.message
-        return [{"kind": "original", "text": message.text, "at": message.sent_at}] + [
-            {"kind": r.kind, "text": r.text, "at": r.occurred_at} for r in message.revisions]
+        return [{"kind": "original", "text": vault.display(message.text), "at": message.sent_at}] + [
+            {"kind": r.kind, "text": vault.display(r.text), "at": r.occurred_at} for r in message.revisions]
 
     def to_dict(self) -> dict:
         message, conversation = self.message, self.conversation
@@ -430,8 +449,9 @@ class MessageRecord:
             "customer_pseudonym": conversation.customer_pseudonym,
             "author": {"id": self.author.id, "display_name": self.author.display_name} if self.author else None,
             "text_hidden": not self.readable,
-            "text": message.text if self.readable else None,
-            "revisions": [{"kind": r.kind, "text": r.text if self.readable else None, "at": iso(r.occurred_at)}
+            "text": vault.display(message.text) if self.readable else None,
+            "revisions": [{"kind": r.kind, "text": vault.display(r.text) if self.readable else None,
+                           "at": iso(r.occurred_at)}
                           for r in message.revisions],
         }
 
@@ -448,16 +468,17 @@ class Page:
 
 
 class ReadableCache:
-    """`can_read_message_text` per conversation, asked once each per search or export."""
+    """`visibility.private_grant_for` (what `can_read_message_text` asks) per conversation, asked once each per
+    search or export; remembers the grant each conversation is read under, to count its use."""
 
     def __init__(self, actor: User):
         self.actor = actor
-        self.known: dict[int, bool] = {}
+        self.known: dict[int, object] = {}
 
     def __call__(self, conversation: Conversation) -> bool:
         if conversation.id not in self.known:
-            self.known[conversation.id] = can_read_message_text(self.actor, conversation)
-        return self.known[conversation.id]
+            self.known[conversation.id] = private_grant_for(self.actor, conversation)
+        return self.known[conversation.id] is not None
 
 
 def message_selection(actor: User, filters: RecordFilters) -> Select:
@@ -526,7 +547,13 @@ def attach_authors(records: list[MessageRecord]) -> None:
 def search_messages(actor: User, filters: RecordFilters, *, before: Key | None = None, after: Key | None = None,
                     limit: int = PAGE_SIZE) -> Page:
     check_filter_scope(actor, filters)
-    return fetch_messages(actor, filters, before=before, after=after, limit=limit)
+    filters = resolve_identifiers(actor, filters)
+    readable = ReadableCache(actor)
+    page = fetch_messages(actor, filters, before=before, after=after, limit=limit, readable=readable)
+    # One use of each private grant the page's text was read under (per request, not per message).
+    use_grants([readable.known[r.conversation.id] for r in page.rows if r.readable], "record_search",
+               ("records", "search"), actor=actor)
+    return page
 
 
 # ---- conversations -----------------------------------------------------------------------------------
@@ -540,6 +567,7 @@ def search_conversations(actor: User, filters: RecordFilters, *, before: Key | N
     (conversation_id, sent_at); a text with few hits instead collects the hits' conversations first.
     """
     check_filter_scope(actor, filters)
+    filters = resolve_identifiers(actor, filters)
     on_sqlite = db.session.get_bind().dialect.name == "sqlite"
     # SQLite would otherwise start from the tenant's conversations and ask every one of them before
     # sorting (see `message_selection` on `+ 0`).
@@ -612,8 +640,10 @@ def read_conversation(actor: User, conversation: Conversation, *, before: Key | 
                       limit: int = CONVERSATION_PAGE_SIZE) -> ConversationPage:
     """Messages of a conversation oldest first with every version: the latest stretch, the stretch
     before/after a cursor, or the one that starts just before message `focus` (a search hit)."""
-    if not can_read_message_text(actor, conversation):
+    grant = private_grant_for(actor, conversation)
+    if grant is None:
         raise forbidden()
+    use_grant(grant, "record_view", conversation, actor=actor)
     base = select(Message).where(Message.conversation_id == conversation.id)
 
     def older(key: Key | None, n: int) -> list[Message]:
@@ -694,18 +724,24 @@ def export_messages(actor: User, filters: RecordFilters, fmt: str, *, remote_add
 
     Refused above EXPORT_MAX messages (narrow the filters) rather than cut short without notice. The
     export is written to the audit trail; the caller commits before streaming."""
-    from backend.services.audit import record_audit
+    from backend.services.audit import record_audit, redacted_filters
 
     if fmt not in EXPORT_FORMATS:
         raise bad_value("format", _("The parameter 'format' must be 'csv' or 'jsonl'."))
     check_filter_scope(actor, filters)
+    filters = resolve_identifiers(actor, filters)
     count = count_selection(actor, filters, EXPORT_MAX + 1)
     if count > EXPORT_MAX:
         raise ApiError(400, "export_too_large", _("The selection has more than %(n)s messages. Narrow it (a shorter "
                                                   "time range, one agent or department) and export again.",
                                                   n=f"{EXPORT_MAX:,}"), limit=EXPORT_MAX)
     record_audit("records.export", actor=actor, target_type="message", target_id=count,
-                 details={"format": fmt, "filters": filters.describe(), "count": count}, remote_addr=remote_addr)
+                 details={"format": fmt, "filters": redacted_filters(filters.describe()), "count": count},
+                 remote_addr=remote_addr)
+    # The rows are read while the response streams, after this commit: every private grant the actor holds
+    # may be read under, so each counts one use now.
+    use_grants(valid_grants(actor, PRIVATE), "record_export", ("export", count), actor=actor,
+               remote_addr=remote_addr)
     mimetype, extension = EXPORT_FORMATS[fmt]
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     rows = export_rows(actor.id, filters)

@@ -41,13 +41,16 @@ from backend.models.behaviour import (
     SERVER_RULE_HIT,
 )
 from backend.models.tenancy import department_members
+from backend.services import vault
 from backend.services.audit import record_audit
+from backend.services.grants import use_grant
 from backend.services.rule_sets import engine_for_tenant
 from backend.services.visibility import (
     can_read_message_text,
     can_see_agent,
     get_user_in_tenant,
     get_visible_conversation,
+    private_grant_for,
     sees_whole_tenant,
     visible_agent_ids_query,
 )
@@ -280,7 +283,7 @@ def event_dict(event: BehaviourEvent, readable: dict[int, bool]) -> dict:
     """An event as the API and the panel show it. Chat text in `details` only where it may be read: an event
     tied to no conversation has no one to ask, so its text stays hidden (fail closed)."""
     may_read = readable.get(event.conversation_id, False) if event.conversation_id is not None else False
-    details = dict(event.details or {})
+    details = vault.display_details(dict(event.details or {}))  # stored protected: identifiers as hints
     hidden = False
     if not may_read:
         for key in TEXT_DETAILS:
@@ -330,11 +333,14 @@ def _spans(findings: object, text: str) -> list[dict]:
 def _message_dict(message: Message, readable: bool, *, focus: bool, revision_id: int | None) -> dict:
     revisions = []
     for r in message.revisions:
-        item: dict = {"id": r.id, "kind": r.kind, "at": iso(r.occurred_at), "text": r.text if readable else None}
+        # Stored findings point into the shown text (backend/services/vault.py, `protect_checked`).
+        shown = vault.display(r.text)
+        item: dict = {"id": r.id, "kind": r.kind, "at": iso(r.occurred_at), "text": shown if readable else None}
         if readable and focus and r.id == revision_id and r.server_check:
-            item["spans"] = _spans(r.server_check.get("findings"), r.text)
+            item["spans"] = _spans(r.server_check.get("findings"), shown)
         revisions.append(item)
-    spans = (_spans(message.server_check.get("findings"), message.text)
+    text = vault.display(message.text)
+    spans = (_spans(message.server_check.get("findings"), text)
              if readable and focus and revision_id is None and message.server_check else [])
     return {
         "id": message.id,
@@ -343,7 +349,7 @@ def _message_dict(message: Message, readable: bool, *, focus: bool, revision_id:
         "author_user_id": message.author_user_id,
         "edited_at": iso(message.edited_at),
         "deleted_at": iso(message.deleted_at),
-        "text": message.text if readable else None,
+        "text": text if readable else None,
         "spans": spans,
         "revisions": revisions,
         "focus": focus,
@@ -381,7 +387,10 @@ def message_context(actor: User, event: BehaviourEvent) -> dict:
     conversation = db.session.get(Conversation, conversation_id) if conversation_id is not None else None
     if conversation is None or conversation.tenant_id != actor.tenant_id:
         return {"conversation": None, "messages": [], "text_hidden": False, "focus_message_id": None}
-    readable = can_read_message_text(actor, conversation)
+    grant = private_grant_for(actor, conversation)
+    readable = grant is not None
+    if grant is not None:
+        use_grant(grant, "report_view", conversation, actor=actor)
     revision_id = (event.details or {}).get("revision_id")
     revision_id = revision_id if isinstance(revision_id, int) and not isinstance(revision_id, bool) else None
     if message is not None:

@@ -14,6 +14,7 @@ from backend.models.base import utcnow
 from backend.security import throttle
 from backend.security.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from backend.security.sessions import end_sessions_of, purge_expired_sessions
+from backend.services import signing_keys
 from backend.services.api_tokens import revoke_api_tokens
 from backend.services.audit import record_audit
 
@@ -82,6 +83,8 @@ def create_user(
     user.departments = departments_by_ids(tenant.id, department_ids or [])
     db.session.add(user)
     db.session.flush()
+    if password:
+        signing_keys.password_changed(user, password)
     record_audit("user.create", actor=actor, tenant_id=tenant.id, target_type="user", target_id=user.id,
                  details={"email": email, "role": role})
     return user
@@ -117,6 +120,8 @@ def update_user(
         validate_password(password)
         user.password_hash = hash_password(password)
         changes["password"] = "changed"
+        # Set by someone else, so without the old password: owners and admins get a new signing key.
+        signing_keys.password_changed(user, password)
     if {"role", "is_active", "password"} & changes.keys():
         end_sessions_of(user.id)
     if changes.get("is_active") is False:

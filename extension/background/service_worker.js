@@ -10,6 +10,7 @@ import { EnrolmentError, enrolDevice } from './enrolment.js';
 import { createInterventions } from './interventions.js';
 import { openOutbox } from './outbox.js';
 import { createPseudonymLookup } from './pseudonyms.js';
+import { createReveals } from './reveals.js';
 import { createRulesSync } from './rules.js';
 import * as settings from './settings.js';
 import { createStream } from './stream.js';
@@ -17,11 +18,11 @@ import { createStream } from './stream.js';
 const WAKE_ALARM = 'veil-wake';
 
 // Supervisor replies changed: every tab hears it, and the console tabs' content scripts ask for the list.
-async function notifyConsoleTabs() {
+async function notifyConsoleTabs(type = MESSAGES.SW_TO_CONTENT_INTERVENTIONS_CHANGED) {
   const tabs = await chrome.tabs.query({}).catch(() => []);
   for (const tab of tabs) {
     // Rejects for tabs without the content script, which are most of them.
-    chrome.tabs.sendMessage(tab.id, { type: MESSAGES.SW_TO_CONTENT_INTERVENTIONS_CHANGED }).catch(() => {});
+    chrome.tabs.sendMessage(tab.id, { type }).catch(() => {});
   }
 }
 
@@ -36,6 +37,7 @@ const stream = createStream({ outbox, onCount: (n) => connection.report({ outbox
 const offlineWatch = createOfflineWatch({ store: settings, queue: (events) => stream.queue(events) });
 const pseudonyms = createPseudonymLookup();
 const interventions = createInterventions({ notifyTabs: notifyConsoleTabs });
+const reveals = createReveals({ notifyTabs: () => notifyConsoleTabs(MESSAGES.SW_TO_CONTENT_GRANTS_CHANGED) });
 const rules = createRulesSync({ store: settings, onRules: useRules });
 const connection = createConnection({
   io,
@@ -50,11 +52,13 @@ const connection = createConnection({
     stream.attach(socket);
     pseudonyms.attach(socket);
     interventions.attach(socket);
+    reveals.attach(socket);
   },
   onDisconnected: () => {
     stream.detach();
     pseudonyms.detach();
     interventions.detach();
+    reveals.detach();
   },
 });
 
@@ -134,6 +138,10 @@ listen({
     return { ok: true, interventions: interventions.list() };
   },
   [MESSAGES.CONTENT_TO_SW_RESOLVE_CHATS]: (message) => interventions.resolve(message.chats),
+  [MESSAGES.CONTENT_TO_SW_REVEAL]: async (message) => {
+    await connection.start();
+    return reveals.reveal(message.chat, message.spanHash);
+  },
   [MESSAGES.CONTENT_TO_SW_INTERVENTION_STATUS]: (message, sender) => interventions.report(message.id,
     message.status, message.error, `${sender.tab?.id}:${sender.frameId}`),
   [MESSAGES.CONTENT_TO_SW_EVENTS]: async (message) => {

@@ -16,6 +16,7 @@ import { Masker, MASKED_ATTRIBUTES } from './masker.js';
 import { Outlet } from './outlet.js';
 import { profileForUrl } from './profile.js';
 import { Reader } from './reader.js';
+import { Reveals } from './reveal.js';
 import { watchCopies } from './behaviour.js';
 
 const READY_ATTRIBUTE = 'data-veil-ready';
@@ -68,10 +69,13 @@ function start(rules) {
   interventions = new Interventions({
     profile, reader, guard, t, ask: (message) => chrome.runtime.sendMessage(message),
   });
+  const reveals = new Reveals({ document, masker, reader, profile, t, ask: (message) => chrome.runtime.sendMessage(message) });
+  reveals.attach();
   chrome.runtime.onMessage.addListener((message, sender) => {
-    // only the worker (no tab) may say the supervisor replies changed
+    // only the worker (no tab) may say the supervisor replies or the agent's grants changed
     if (sender.id !== chrome.runtime.id || sender.tab) return;
     if (message?.type === MESSAGES.SW_TO_CONTENT_INTERVENTIONS_CHANGED) interventions.refresh();
+    if (message?.type === MESSAGES.SW_TO_CONTENT_GRANTS_CHANGED) reveals.concealAll();
   });
   interventions.start();
   // New rules (the backend pushed a version): the same page goes on with a new engine.

@@ -50,6 +50,7 @@ export class Masker {
     this.attributeOriginal = new WeakMap(); // element → Map(attribute → the console's own value)
     this.attributeWritten = new WeakMap(); // element → Map(attribute → the value this masker wrote)
     this.masked = 0; // identifiers masked so far (the popup and the benchmark read it)
+    this.revealed = new Set(); // originals shown unmasked for now (content/reveal.js, with a restore key)
   }
 
   // ---- reading through the masks ---------------------------------------------------------------------
@@ -134,6 +135,7 @@ export class Masker {
     let shown = result.text;
     this.masked += result.spans.length;
     if (nodes.length > 1) shown = this.maskEachNode(texts, result.spans, shown);
+    if (this.revealed.size > 0) shown = this.showRevealed(whole, result.spans, shown);
     let renamed = false;
     if (result.spans.length > 0 && this.isName(unit) && isWholly(whole, result.spans)) {
       const name = this.nameFor(whole, unit.ownerDocument); // until the server answers, the mask stands
@@ -284,6 +286,50 @@ export class Masker {
     if (result.spans.length === 0) return value;
     this.masked += result.spans.length;
     return result.text;
+  }
+
+  // ---- revealing (content/reveal.js) ----------------------------------------------------------------
+
+  // The identifiers masked in the unit around `node`: [{start, end, original}] in code points of the
+  // unit's text, and where `node`'s own text starts in it.
+  spansAround(node) {
+    const unit = this.unitOf(node);
+    if (!unit || !this.inRegion(unit) || this.isExcluded(unit)) return { spans: [], offset: 0 };
+    const nodes = this.textNodesOf(unit);
+    const texts = nodes.map((n) => this.originalOf(n));
+    const points = Array.from(texts.join(''));
+    let offset = 0;
+    for (let i = 0; i < nodes.length && nodes[i] !== node; i++) offset += Array.from(texts[i]).length;
+    const spans = this.maskText(points.join('')).spans.map((span) => ({
+      start: span.start, end: span.end, original: points.slice(span.start, span.end).join(''),
+    }));
+    return { spans, offset };
+  }
+
+  // An identifier (as the console wrote it) is shown unmasked until `conceal`.
+  reveal(original, root) {
+    this.revealed.add(original);
+    this.maskTree(root);
+  }
+
+  conceal(original, root) {
+    if (this.revealed.delete(original)) this.maskTree(root);
+  }
+
+  concealAll(root) {
+    if (this.revealed.size === 0) return;
+    this.revealed.clear();
+    this.maskTree(root);
+  }
+
+  showRevealed(whole, spans, shown) {
+    const original = Array.from(whole);
+    const points = Array.from(shown);
+    for (const span of spans) {
+      if (!this.revealed.has(original.slice(span.start, span.end).join(''))) continue;
+      for (let i = span.start; i < span.end; i++) points[i] = original[i];
+    }
+    return points.join('');
   }
 
   // ---- the observer's entry points ------------------------------------------------------------------

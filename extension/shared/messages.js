@@ -19,6 +19,11 @@ export const MESSAGES = Object.freeze({
   CONTENT_TO_SW_INTERVENTION_STATUS: 'content>sw:intervention-status',
   // to every tab: the list of replies changed; the content script asks for it again
   SW_TO_CONTENT_INTERVENTIONS_CHANGED: 'sw>content:interventions-changed',
+  // Revealing a masked identifier (content/reveal.js, background/reveals.js):
+  // {chat: {console, account?, key, customer?}, spanHash: sha-256 hex of the original} → {ok, error?}
+  CONTENT_TO_SW_REVEAL: 'content>sw:reveal',
+  // to every tab: the agent's grants changed (or the link dropped); revealed identifiers are hidden again
+  SW_TO_CONTENT_GRANTS_CHANGED: 'sw>content:grants-changed',
 });
 
 // Who may send each message; the service worker's dispatcher checks the
@@ -35,4 +40,6 @@ export const SENDERS = Object.freeze({
   [MESSAGES.CONTENT_TO_SW_RESOLVE_CHATS]: 'content',
   [MESSAGES.CONTENT_TO_SW_INTERVENTION_STATUS]: 'content',
   [MESSAGES.SW_TO_CONTENT_INTERVENTIONS_CHANGED]: 'sw',
+  [MESSAGES.CONTENT_TO_SW_REVEAL]: 'content',
+  [MESSAGES.SW_TO_CONTENT_GRANTS_CHANGED]: 'sw',
 });
