@@ -372,8 +372,10 @@ def test_api_answers_and_csv(app, client, orgs, history):
 
 
 def test_spreadsheet_guard():
-    assert [stats.spreadsheet_safe(v) for v in ("=1+1", "+1", "-1", "@SUM(A1)", "\t=x", "ok", 5, None)] == \
-        ["'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\t=x", "ok", 5, ""]
+    from backend.services.spreadsheets import spreadsheet_safe
+
+    assert [spreadsheet_safe(v) for v in ("=1+1", "+1", "-1", "@SUM(A1)", "\t=x", "\r=x", "ok", 5, None)] == \
+        ["'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\t=x", "'\r=x", "ok", 5, None]
 
 
 @pytest.mark.parametrize("args", [

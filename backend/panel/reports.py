@@ -16,10 +16,9 @@ from backend.extensions import db
 from backend.panel import bp
 from backend.panel.labels import behaviour_label, detail_label, review_status_label
 from backend.services import reports
+from backend.services.spreadsheets import spreadsheet_safe
 
 DETAIL_VALUE_CHARS = 200  # a details value in the list; the event's own page shows it whole
-# A spreadsheet runs a cell starting with one of these as a formula; agent names are typed by people.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 bp.add_app_template_filter(review_status_label, "review_status_label")
 bp.add_app_template_filter(detail_label, "detail_label")
@@ -114,12 +113,6 @@ def reports_summary():
                            statuses=reports.REVIEW_STATUSES)
 
 
-def csv_cell(value: object) -> object:
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
 @bp.get("/reports/summary.csv")
 def reports_summary_csv():
     query = reports.read_summary_args(request.args)
@@ -129,7 +122,8 @@ def reports_summary_csv():
     writer.writerow([_("Agent"), _("E-mail"), _("Total"), *(review_status_label(s) for s in reports.REVIEW_STATUSES),
                      *(behaviour_label(t) for t in summary.types)])
     for row in summary.rows:
-        writer.writerow([csv_cell(row["agent"]["display_name"]), csv_cell(row["agent"]["email"]), row["total"],
+        agent = row["agent"]
+        writer.writerow([spreadsheet_safe(agent["display_name"]), spreadsheet_safe(agent["email"]), row["total"],
                          *(row["by_status"][s] for s in reports.REVIEW_STATUSES),
                          *(row["by_type"].get(t, 0) for t in summary.types)])
     # A byte-order mark, so spreadsheet programs read the Chinese names as UTF-8.

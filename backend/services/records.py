@@ -33,6 +33,7 @@ from backend.models.base import iso
 from backend.models.chat import DIRECTIONS
 from backend.services import vault
 from backend.services.grants import PRIVATE, use_grant, use_grants, valid_grants
+from backend.services.spreadsheets import spreadsheet_safe
 from backend.services.visibility import (
     can_see_agent,
     get_user_in_tenant,
@@ -61,8 +62,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CURSOR = re.compile(r"(-?\d{1,17})\.(\d{1,10})")
 DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 LIKE_ESCAPE = "/"
-# Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_FORMATS = {"csv": ("text/csv; charset=utf-8", "csv"), "jsonl": ("application/x-ndjson; charset=utf-8", "jsonl")}
 CSV_COLUMNS = ("message_id", "conversation_id", "sent_at", "direction", "agent", "chat_account", "customer",
                "author", "text", "edited_at", "deleted_at", "revisions")
@@ -764,13 +763,6 @@ def export_rows(actor_id: int, filters: RecordFilters) -> Iterator[list[MessageR
         if page.older is None:
             return
         before = parse_cursor(page.older, "before")
-
-
-def spreadsheet_safe(value: object) -> object:
-    """A cell a spreadsheet shows as text: one that would start a formula gets a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def csv_row(record: MessageRecord) -> list:

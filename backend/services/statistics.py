@@ -41,6 +41,7 @@ from backend.extensions import db
 from backend.models import BehaviourEvent, Conversation, Department, Device, Message, User, department_members
 from backend.models.base import utcnow
 from backend.services.live import ONLINE_WINDOW
+from backend.services.spreadsheets import spreadsheet_safe
 from backend.services.visibility import get_user_in_tenant, sees_whole_tenant, visible_agent_ids_query
 
 GROUPS = ("agent", "department")
@@ -642,13 +643,6 @@ def csv_columns() -> list[tuple[str, str]]:
         ("hits", _("Sensitive hits")),
         ("hits_per_100", _("Hits per 100 outgoing messages")),
     ]
-
-
-def spreadsheet_safe(value) -> object:
-    """Text a spreadsheet would run as a formula (= + - @, or a leading tab or return) gets a quote."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
 
 
 def statistics_csv(answer: dict) -> str:
