@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -36,7 +37,10 @@ def wait_for(check, timeout: float, message: str):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        last = check()
+        try:
+            last = check()
+        except StaleElementReferenceException:  # the page re-rendered under the check: look again
+            last = None
         if last:
             return last
         time.sleep(0.3)

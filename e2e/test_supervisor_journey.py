@@ -17,6 +17,7 @@ import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -155,7 +156,10 @@ def test_a_supervisor_watches_intervenes_searches_reviews_and_reads_statistics(
             search = panel.find_element(By.NAME, "q")
             search.send_keys("私下交易")
             search.submit()
-            WebDriverWait(panel, 10).until(lambda d: "私下交易" in d.find_element(By.TAG_NAME, "main").text)
+            # The submit navigates: wait for the new page, and let a <main> from the old one go stale quietly.
+            WebDriverWait(panel, 10).until(lambda d: "q=" in d.current_url)
+            WebDriverWait(panel, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+                lambda d: "私下交易" in d.find_element(By.TAG_NAME, "main").text)
             marks = [m.text for m in panel.find_elements(By.CSS_SELECTOR, "main mark")]
             assert "私下交易" in marks
             assert "你好，请问这件外套有黑色吗？" not in panel.find_element(By.TAG_NAME, "main").text
