@@ -24,7 +24,7 @@ from backend.extensions import db
 from backend.models import Grant, SigningKey, User
 from backend.models.base import utcnow
 from backend.security.passwords import hash_password
-from backend.services import grants, signing_keys
+from backend.services import grant_state, grants, signing_keys
 
 OWNER_PASSWORD = "owner-password-for-tests"
 SALT = b"veil-test-salt-0"
@@ -81,6 +81,7 @@ def issue_grant(org, grantee_id: int, kind: str = "private", *, agent_ids=(), de
                   issued_by_id=issuer.id, issued_at=now, signing_key_id=key.id,
                   nonce=base64.urlsafe_b64encode(os.urandom(24)).decode())
     grant.signature = base64.b64encode(_private_key(issuer.email).sign(grants.signed_payload(grant))).decode()
+    grant.state_mac = grant_state.state_mac(grant.nonce, None, 0)
     db.session.add(grant)
     db.session.commit()
     return grant.id

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from backend import cli
 from backend.extensions import db, socketio
@@ -32,6 +32,7 @@ from backend.models import (
     WebhookEndpoint,
 )
 from backend.models.base import utcnow
+from backend.security import sealed
 from backend.security.rate_limit import TokenBuckets
 from backend.services import alerts, ingest, rule_sets, webhooks
 from backend.services.devices import enrol_device
@@ -513,7 +514,7 @@ def test_webhook_settings_in_the_panel(app, orgs, allow_private, receiver):
     assert created.status_code == 200
     with app.app_context():
         endpoint = db.session.scalars(select(WebhookEndpoint)).one()
-        endpoint_id, secret = endpoint.id, endpoint.secret
+        endpoint_id, secret = endpoint.id, webhooks.endpoint_secret(endpoint)
         assert endpoint.event_types == ["server_rule_hit"] and endpoint.created_by_id == own.users["admin"].id
     assert secret in created.get_data(as_text=True), "the secret is shown once"
     assert secret not in panel.get("/settings/alerts").get_data(as_text=True), "and never again"
@@ -540,6 +541,66 @@ def test_webhook_settings_in_the_panel(app, orgs, allow_private, receiver):
     with app.app_context():
         actions = set(db.session.scalars(select(AuditLogEntry.action).where(AuditLogEntry.action.like("webhook.%"))))
         assert actions == {"webhook.create", "webhook.test", "webhook.disable", "webhook.delete"}
+
+
+# ---- sealed secrets -----------------------------------------------------------------------------------
+
+def stored_database_text(app) -> bytes:
+    """Everything a database thief gets of the webhook table: the SQLite files' bytes (with the WAL), or
+    each PostgreSQL row as text."""
+    with app.app_context():
+        if app.config["DB_KIND"] == "postgres":
+            rows = db.session.execute(text("SELECT webhook_endpoint::text FROM webhook_endpoint")).scalars().all()
+            return "\n".join(rows).encode()
+        path = Path(db.engine.url.database)
+    return b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+
+
+def test_a_webhook_secret_is_stored_sealed_and_still_signs(app, orgs, allow_private, receiver):
+    own, _other = orgs
+    endpoint_id, secret = create_webhook(app, own, receiver.url)
+    raw = stored_database_text(app)
+    assert receiver.url.encode() in raw, "the search does see the table"
+    assert secret.encode() not in raw and secret.removeprefix("whsec_").encode() not in raw
+    with app.app_context():
+        stored = db.session.get(WebhookEndpoint, endpoint_id).sealed_secret
+        assert stored.startswith("v1.") and secret not in stored
+    send_outgoing(app, own)
+    assert run_worker(app, utcnow()).delivered == 1
+    [(headers, body)] = receiver.received
+    assert headers["x-veil-signature"] == webhooks.sign(secret, body)
+
+
+@pytest.mark.parametrize("tamper", ["moved", "url_changed"])
+def test_a_sealed_secret_out_of_its_row_does_not_open(app, orgs, allow_private, receiver, tamper):
+    own, _other = orgs
+    victim_id, _secret = create_webhook(app, own, receiver.url + "?victim")
+    attacker_id, _secret = create_webhook(app, own, receiver.url)
+    with app.app_context():
+        if tamper == "moved":  # the victim's sealed secret copied onto the attacker's row
+            db.session.execute(text("UPDATE webhook_endpoint SET sealed_secret = "
+                                    "(SELECT sealed_secret FROM webhook_endpoint WHERE id = :victim) WHERE id = :id"),
+                               {"victim": victim_id, "id": attacker_id})
+        else:  # the attacker's own endpoint pointed at another address, to collect its signatures there
+            db.session.execute(text("UPDATE webhook_endpoint SET url = :url WHERE id = :id"),
+                               {"url": receiver.url + "?elsewhere", "id": attacker_id})
+        db.session.execute(text("DELETE FROM webhook_endpoint WHERE id = :victim"), {"victim": victim_id})
+        db.session.commit()
+        with pytest.raises(sealed.SealError):
+            webhooks.endpoint_secret(db.session.get(WebhookEndpoint, attacker_id))
+    send_outgoing(app, own)
+    summary = run_worker(app, utcnow())
+    assert (summary.delivered, summary.retrying, summary.failed) == (0, 0, 1), "failed for good: retrying cannot help"
+    assert receiver.received == [], "nothing is signed with a secret that does not belong to the row"
+    with app.app_context():
+        delivery = db.session.scalars(select(WebhookDelivery)).one()
+        assert delivery.status == "failed" and "does not open" in delivery.last_error
+    panel = app.test_client()
+    csrf = sign_in(panel, own.users["owner"])
+    tested = panel.post(f"/settings/alerts/webhooks/{attacker_id}/test", data={"csrf_token": csrf},
+                        follow_redirects=True)
+    assert tested.status_code == 200 and "does not open" in tested.get_data(as_text=True)
+    assert receiver.received == []
 
 
 def test_rules_form_in_the_panel(app, orgs):

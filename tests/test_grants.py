@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select, text
 
 from backend.errors import ApiError
@@ -24,7 +25,7 @@ from backend.models import (
 )
 from backend.models.base import utcnow
 from backend.security.identifiers import identifier_key
-from backend.services import grants, signing_keys
+from backend.services import grant_state, grants, signing_keys
 from backend.services.conversations import find_or_create_conversation
 from tests.conftest import device_token, sign_in
 from tests.grants_helper import OWNER_PASSWORD, grant_department, issue_grant, owner_with_key
@@ -235,6 +236,195 @@ def test_a_changed_grant_no_longer_verifies(app, client, orgs):
                            {"ids": f"[{own.sales_id}, {own.support_id}]", "id": grant_id})
         db.session.commit()
     assert readable(client, own, own.conversation_id) == 403
+
+
+# ---- revocation and uses edited in the database -----------------------------------------------------
+
+def grant_row(app, grant_id: int) -> dict:
+    with app.app_context():
+        return dict(db.session.execute(text("SELECT uses, revoked_at, state_mac FROM access_grant WHERE id = :id"),
+                                       {"id": grant_id}).mappings().one())
+
+
+def set_row(app, grant_id: int, sql: str, **values) -> None:
+    """An UPDATE or DELETE as someone holding only the database would write it."""
+    with app.app_context():
+        db.session.execute(text(sql), {"id": grant_id, **values})
+        db.session.commit()
+
+
+def refusals_of(app, grant_id: int) -> list[str]:
+    return [e.details["reason"] for e in audit_actions(app, "grant.refused") if e.target_id == str(grant_id)]
+
+
+def status_in_listing(client, org, grant_id: int) -> str:
+    listed = client.get("/api/v1/grants", headers=bearer(org, "owner")).get_json()["grants"]
+    return {g["id"]: g["status"] for g in listed}[grant_id]
+
+
+def test_revoking_and_using_keep_the_state_vouched_for(app, client, orgs):
+    own, _other = orgs
+    grant_id = grant_department(app, own, own.users["supervisor"].id, own.sales_id, max_uses=5)
+    assert readable(client, own, own.conversation_id) == 200
+    assert readable(client, own, own.conversation_id) == 200
+    with app.app_context():
+        grant = db.session.get(Grant, grant_id)
+        state = grant_state.read_state(grant_id)
+        assert (state.uses, state.recorded_uses) == (2, 2) and grants.refusal_reason(grant) is None
+    assert client.post(f"/api/v1/grants/{grant_id}/revoke", headers=bearer(own, "owner")).status_code == 200
+    with app.app_context():
+        state = grant_state.read_state(grant_id)
+        assert state.revoked_at is not None and grant_state.problem(grant.nonce, state) is None
+    assert status_in_listing(client, own, grant_id) == "revoked" and refusals_of(app, grant_id) == []
+
+
+def test_an_unrevoked_grant_is_refused_and_audited_once(app, client, orgs):
+    own, _other = orgs
+    grant_id = grant_department(app, own, own.users["supervisor"].id, own.sales_id)
+    assert client.post(f"/api/v1/grants/{grant_id}/revoke", headers=bearer(own, "owner")).status_code == 200
+    assert readable(client, own, own.conversation_id) == 403
+    set_row(app, grant_id, "UPDATE access_grant SET revoked_at = NULL, revoked_by_id = NULL WHERE id = :id")
+    assert readable(client, own, own.conversation_id) == 403
+    assert readable(client, own, own.conversation_id) == 403
+    assert refusals_of(app, grant_id) == ["state_changed"]
+    assert status_in_listing(client, own, grant_id) == "refused"
+    # the owner can still revoke it again, and the new revocation is vouched for
+    assert client.post(f"/api/v1/grants/{grant_id}/revoke", headers=bearer(own, "owner")).get_json()[
+        "grant"]["status"] == "revoked"
+    with app.app_context():
+        state = grant_state.read_state(grant_id)
+        assert grant_state.problem(db.session.get(Grant, grant_id).nonce, state) is None
+
+
+@pytest.mark.parametrize("how,reason", [
+    ("uses_only", "state_changed"),  # the count lowered, the MAC left as it was
+    ("earlier_copy", "uses_rolled_back"),  # the count and MAC of an earlier copy of the row put back
+])
+def test_a_count_of_uses_set_back_is_refused(app, client, orgs, how, reason):
+    own, _other = orgs
+    grant_id = grant_department(app, own, own.users["supervisor"].id, own.sales_id, max_uses=2)
+    earlier = grant_row(app, grant_id)
+    assert readable(client, own, own.conversation_id) == 200
+    assert readable(client, own, own.conversation_id) == 200
+    assert readable(client, own, own.conversation_id) == 403, "used up"
+    if how == "uses_only":
+        set_row(app, grant_id, "UPDATE access_grant SET uses = 0 WHERE id = :id")
+    else:
+        set_row(app, grant_id, "UPDATE access_grant SET uses = :uses, state_mac = :mac WHERE id = :id",
+                uses=earlier["uses"], mac=earlier["state_mac"])
+    assert readable(client, own, own.conversation_id) == 403
+    assert readable(client, own, own.conversation_id) == 403
+    assert refusals_of(app, grant_id) == [reason]
+    with app.app_context():
+        assert db.session.get(Grant, grant_id).uses == 0, "no use was counted on the set-back row"
+        assert db.session.scalar(select(func.count()).select_from(GrantUse)) == 2
+
+
+def test_what_a_database_writer_can_still_undo_shows_against_the_audit_trail(app, client, orgs, monkeypatch):
+    """An earlier copy of the row put back together with deleting its later grant_use rows passes the check
+    (docs/security.md says so); the audit trail still holds the uses and the revocation."""
+    own, _other = orgs
+    used = grant_department(app, own, own.users["supervisor"].id, own.sales_id, max_uses=1)
+    fresh = grant_row(app, used)
+    assert readable(client, own, own.conversation_id) == 200
+    set_row(app, used, "DELETE FROM grant_use WHERE grant_id = :id")
+    set_row(app, used, "UPDATE access_grant SET uses = :uses, state_mac = :mac WHERE id = :id",
+            uses=fresh["uses"], mac=fresh["state_mac"])
+    revoked = grant_department(app, own, own.users["admin"].id, own.sales_id)
+    before = grant_row(app, revoked)
+    assert client.post(f"/api/v1/grants/{revoked}/revoke", headers=bearer(own, "owner")).status_code == 200
+    set_row(app, revoked, "UPDATE access_grant SET revoked_at = NULL, revoked_by_id = NULL, state_mac = :mac "
+                          "WHERE id = :id", mac=before["state_mac"])
+    assert readable(client, own, own.conversation_id) == 200
+    assert readable(client, own, own.conversation_id, "admin") == 200
+    with app.app_context():
+        found = {(d.grant_id, d.message) for d in grant_state.compare_with_audit(own.tenant_id)}
+        assert found == {(used, "2 uses in the audit trail, 1 in the database"),
+                         (revoked, "revoked in the audit trail, not in the database")}
+        assert grant_state.compare_with_audit(own.tenant_id + 1000) == []
+    # `veil audit verify` says so and fails.
+    import backend.cli
+
+    monkeypatch.setattr(backend.cli, "make_app", lambda: app)
+    done = CliRunner().invoke(backend.cli.main, ["audit", "verify", "--tenant", "Acme"], catch_exceptions=False)
+    assert done.exit_code == 1, done.output
+    assert f"grant_rolled_back: grant {revoked}: revoked in the audit trail" in done.output
+    assert "1 grant(s) behind" not in done.output and "2 grant(s) behind the trail" in done.output
+
+
+@pytest.mark.parametrize("max_uses", [2, None])
+def test_a_use_that_loses_a_race_reads_the_count_again(app, orgs, monkeypatch, max_uses):
+    """Use A reads the count, use B commits the next one, then A writes: A's compare-and-set misses, A reads
+    again and either counts the use after B's or finds the grant used up."""
+    own, _other = orgs
+    grant_id = grant_department(app, own, own.users["supervisor"].id, own.sales_id, max_uses=max_uses)
+    target = ("conversation", own.conversation_id)
+
+    def use_and_commit() -> None:
+        with app.app_context():
+            grants.use_grant(db.session.get(Grant, grant_id), "record_view", target)
+            db.session.commit()
+            db.session.remove()
+
+    with app.app_context():
+        use_and_commit()
+        real, raced = grant_state.read_state, []
+
+        def read_then_let_b_in(gid: int):
+            state = real(gid)
+            if not raced:
+                raced.append(state.uses)
+                b = threading.Thread(target=use_and_commit)
+                b.start()
+                b.join()
+            return state
+
+        monkeypatch.setattr(grant_state, "read_state", read_then_let_b_in)
+        grant = db.session.get(Grant, grant_id)
+        if max_uses is None:
+            grants.use_grant(grant, "record_view", target)
+            db.session.commit()
+        else:
+            with pytest.raises(ApiError) as refused:
+                grants.use_grant(grant, "record_view", target)
+            assert refused.value.code == "grant_used_up"
+            db.session.rollback()
+        monkeypatch.undo()
+        assert raced == [1]
+        state = grant_state.read_state(grant_id)
+        assert state.uses == state.recorded_uses == (3 if max_uses is None else 2)
+        assert grants.refusal_reason(db.session.get(Grant, grant_id)) is None
+
+
+def test_a_revocation_racing_a_use_vouches_for_the_use(app, orgs, monkeypatch):
+    own, _other = orgs
+    grant_id = grant_department(app, own, own.users["supervisor"].id, own.sales_id)
+
+    def use_and_commit() -> None:
+        with app.app_context():
+            grants.use_grant(db.session.get(Grant, grant_id), "record_view", ("conversation", own.conversation_id))
+            db.session.commit()
+            db.session.remove()
+
+    with app.app_context():
+        real, raced = grant_state.read_state, []
+
+        def read_then_let_a_use_in(gid: int):
+            state = real(gid)
+            if not raced:
+                raced.append(state.uses)
+                use = threading.Thread(target=use_and_commit)
+                use.start()
+                use.join()
+            return state
+
+        monkeypatch.setattr(grant_state, "read_state", read_then_let_a_use_in)
+        grants.revoke(db.session.get(User, own.users["owner"].id), db.session.get(Grant, grant_id))
+        db.session.commit()
+        monkeypatch.undo()
+        state = grant_state.read_state(grant_id)
+        assert raced == [0] and state.revoked_at is not None and state.uses == state.recorded_uses == 1
+        assert grant_state.problem(db.session.get(Grant, grant_id).nonce, state) is None
 
 
 # ---- issuing ----------------------------------------------------------------------------------------

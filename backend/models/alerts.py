@@ -83,9 +83,12 @@ WEBHOOK_FORMATS = ("veil", "slack", "wecom", "dingtalk")
 
 
 class WebhookEndpoint(db.Model):
-    """Where a tenant's alerts are POSTed. `secret` signs every body (HMAC-SHA256), so it is kept as is;
-    the keys issue encrypts it at rest. `event_types` empty means every alerting type. `format` "veil" is
-    Veil's own JSON; "slack", "wecom" and "dingtalk" are those chat bots' message bodies (same signature).
+    """Where a tenant's alerts are POSTed. The secret that signs every body (HMAC-SHA256) must be usable,
+    so it is sealed rather than hashed: `sealed_secret` is AES-256-GCM under the master key's
+    `webhook-secret` key, bound to the tenant, this row's id and its URL (`backend.services.webhooks.
+    endpoint_secret`); a URL change must seal it again. `event_types` empty means every alerting type.
+    `format` "veil" is Veil's own JSON; "slack", "wecom" and "dingtalk" are those chat bots' message bodies
+    (same signature).
     """
 
     __tablename__ = "webhook_endpoint"
@@ -94,7 +97,7 @@ class WebhookEndpoint(db.Model):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(2000))
     description: Mapped[str] = mapped_column(String(200), default="")
-    secret: Mapped[str] = mapped_column(String(128))
+    sealed_secret: Mapped[str] = mapped_column(String(128))  # backend.security.sealed, "v1." + base64
     format: Mapped[str] = mapped_column(String(16), default="veil")
     locale: Mapped[str] = mapped_column(String(8), default="en")
     event_types: Mapped[list] = mapped_column(JSON, default=list)

@@ -1,7 +1,8 @@
 """Grants: the owner's signing keys, the private and restore grants they sign, and each use of a grant.
 
 A grant is only as good as its signature: `backend.services.grants` verifies it against the stored public
-key that signed it on every check, so a row written straight into the database is refused.
+key that signed it on every check, so a row written straight into the database is refused. What changes
+after issue (revocation, uses) is vouched for by the server instead (`backend.services.grant_state`).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class SigningKey(db.Model):
 
 class Grant(db.Model):
     """A private or restore grant: who, what kind, which agents/departments/chat accounts/conversations,
-    from when to when, how many uses. Every field that matters is covered by `signature`."""
+    from when to when, how many uses. Every field that matters is covered by `signature`; `revoked_at` and
+    `uses`, which change without the issuer, by `state_mac`."""
 
     __tablename__ = "access_grant"  # GRANT is an SQL keyword
     __table_args__ = (Index("ix_access_grant_grantee", "tenant_id", "grantee_id", "kind"),)
@@ -74,6 +76,8 @@ class Grant(db.Model):
     signature: Mapped[str] = mapped_column(String(128))  # Ed25519, base64
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    # HMAC (the master key's grant-state key) over nonce, revoked_at and uses; None or wrong: refused.
+    state_mac: Mapped[str | None] = mapped_column(String(64))
     # Set when the signature check first refuses the row, so the refusal is audited once.
     refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -404,7 +404,7 @@ def new_webhook_secret() -> str:
 def create_endpoint(actor: User, url: str, *, description: str = "", event_types: list | None = None,
                     body_format: str = "veil", locale: str = "en") -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its signing secret (shown to the manager once)."""
-    from backend.services.webhooks import check_url
+    from backend.services.webhooks import check_url, seal_secret
 
     url = check_url(url, allow_private=allow_private_addresses())
     event_types = event_types or []
@@ -420,10 +420,11 @@ def create_endpoint(actor: User, url: str, *, description: str = "", event_types
         locale = current_app.config["BABEL_DEFAULT_LOCALE"]
     secret = new_webhook_secret()
     endpoint = WebhookEndpoint(tenant_id=actor.tenant_id, url=url, description=description.strip()[:200],
-                               secret=secret, format=body_format, locale=locale, event_types=event_types, enabled=True,
-                               created_by_id=actor.id)
+                               sealed_secret="", format=body_format, locale=locale, event_types=event_types,
+                               enabled=True, created_by_id=actor.id)
     db.session.add(endpoint)
     db.session.flush()
+    seal_secret(endpoint, secret)  # sealed to the row's id, which the flush has just given it
     record_audit("webhook.create", actor=actor, target_type="webhook", target_id=endpoint.id,
                  details={"url": url, "format": body_format, "event_types": event_types})
     return endpoint, secret

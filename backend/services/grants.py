@@ -4,8 +4,9 @@ revoking, checking and counting uses.
 The private key lets its grantee read the chat records in its scope; the restore key lets its grantee
 reveal masked customer identifiers there. A grant counts only while its Ed25519 signature verifies against
 the stored public key that made it, that key is vouched for by the server (`signing_keys.is_trusted`), and
-its signer is the tenant's owner (or an admin while the owner allows admins to issue). Anything else is
-treated as absent, and the refusal is audited once.
+its signer is the tenant's owner (or an admin while the owner allows admins to issue), and its revocation
+and count of uses are as the server last wrote them (`grant_state`). Anything else is treated as absent,
+and the refusal is audited once.
 
 Who may read: everyone, owners included, needs a private grant (an owner issues one to themselves); see
 docs/security.md, "Grants".
@@ -21,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 
 from blinker import Namespace
 from cryptography.exceptions import InvalidSignature
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import event, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -35,20 +35,18 @@ from backend.models import (
     Grant,
     GrantSetting,
     GrantUse,
-    LoginAttempt,
     Role,
     SigningKey,
     User,
 )
 from backend.models.base import utcnow
 from backend.models.grants import GRANT_KINDS, PRIVATE, RESTORE, SCOPE_FIELDS
-from backend.security import throttle
-from backend.security.passwords import verify_password
+from backend.security.password_confirmation import confirm_password
 from backend.security.policy import STAFF
-from backend.services import signing_keys
+from backend.services import grant_state, signing_keys
 from backend.services.audit import record_audit
+from backend.services.grant_state import GrantState
 
-PASSWORD_ATTEMPT = "grant_password"  # the throttle ledger's kind for wrong passwords on the issue form
 MAX_SCOPE_IDS = 500
 MAX_DURATION = timedelta(days=3 * 366)
 MAX_USES = 1_000_000
@@ -68,6 +66,9 @@ _REFUSED = "veil_grant_refusals"
 _REFUSED_LOST = "veil_grant_refusals_lost"
 _verified: dict[str, bool] = {}  # sha256(public key, payload, signature) -> signature valid
 _VERIFIED_MAX = 10_000
+# Revoking and counting a use compare-and-set the state they read; a lost race reads again. Each lost race
+# means another change went through, so this bound is met only under a flood of uses of one grant.
+MAX_RACES = 50
 
 
 # ---- who may issue ------------------------------------------------------------------------------------
@@ -142,8 +143,8 @@ def _signature_valid(public_key: str, payload: bytes, signature: str) -> bool:
     return known
 
 
-def refusal_reason(grant: Grant) -> str | None:
-    """None when the grant is genuine, else why it is not."""
+def refusal_reason(grant: Grant, state: GrantState | None = None) -> str | None:
+    """None when the grant is genuine, else why it is not. `state`: as read with the row (else read now)."""
     key = grant.signing_key_id and db.session.get(SigningKey, grant.signing_key_id)
     if not key or key.tenant_id != grant.tenant_id or key.user_id != grant.issued_by_id:
         return "unknown_key"
@@ -161,7 +162,7 @@ def refusal_reason(grant: Grant) -> str | None:
         return "malformed"
     if not _signature_valid(key.public_key, payload, grant.signature or ""):
         return "bad_signature"
-    return None
+    return grant_state.problem(grant.nonce, state or grant_state.read_state(grant.id))
 
 
 def _refuse(grant: Grant, reason: str) -> None:
@@ -209,18 +210,8 @@ def log_lost_refusals() -> None:
 # ---- issuing and revoking -----------------------------------------------------------------------------
 
 def _check_password(actor: User, password: str, remote_addr: str) -> None:
-    config = current_app.config
-    limit, window = config["LOGIN_MAX_FAILURES"], config["LOGIN_WINDOW_SECONDS"]
-    wait = throttle.seconds_until_allowed(
-        PASSWORD_ATTEMPT, window, remote_addr=remote_addr, address_limit=limit * throttle.SIGN_IN_ADDRESS_FACTOR,
-        email=actor.email, email_limit=limit)
-    if wait:
-        raise ApiError(429, "too_many_attempts", _("Too many wrong passwords. Try again in %(minutes)d minutes.",
-                                                   minutes=max(1, (wait + 59) // 60)), retry_after=wait)
-    if not verify_password(actor.password_hash, password or ""):
-        throttle.record_failure(actor.email, remote_addr, "wrong_password", kind=PASSWORD_ATTEMPT)
-        record_audit("grant.password_failed", actor=actor, remote_addr=remote_addr)
-        raise ApiError(403, "wrong_password", _("That is not your password, so the grant could not be signed."))
+    confirm_password(actor, password, remote_addr=remote_addr, failed_action="grant.password_failed",
+                     refusal=_("That is not your password, so the grant could not be signed."))
 
 
 def _signing_key(actor: User, password: str):
@@ -300,10 +291,9 @@ def issue(actor: User, password: str, grantee: User, kind: str, scope: dict, sta
                   max_uses=max_uses, uses=0, issued_by_id=actor.id, issued_at=now.replace(microsecond=0),
                   signing_key_id=key.id, nonce=base64.urlsafe_b64encode(os.urandom(24)).decode("ascii"), **clean)
     grant.signature = base64.b64encode(private.sign(signed_payload(grant))).decode("ascii")
+    grant.state_mac = grant_state.state_mac(grant.nonce, None, 0)
     db.session.add(grant)
     db.session.flush()
-    db.session.execute(LoginAttempt.__table__.delete().where(LoginAttempt.email == actor.email,
-                                                             LoginAttempt.kind == PASSWORD_ATTEMPT))
     record_audit("grant.issue", actor=actor, target_type="grant", target_id=grant.id, remote_addr=remote_addr,
                  details={"grantee_id": grantee.id, "kind": kind, "scope": clean, "starts_at": _stamp(starts),
                           "ends_at": _stamp(ends), "max_uses": max_uses})
@@ -318,16 +308,34 @@ def get_grant(actor: User, grant_id: int) -> Grant:
     return grant
 
 
+def _busy() -> ApiError:
+    return ApiError(409, "grant_busy", _("The grant is being used right now. Try again."))
+
+
 def revoke(actor: User, grant: Grant, *, remote_addr: str = "") -> Grant:
-    """Takes effect at once: every check reads the row, and the grantee's devices and panel are told."""
+    """Takes effect at once: every check reads the row, and the grantee's devices and panel are told. The
+    new state's MAC vouches for the count of uses as it stands: a use racing the revocation makes it read
+    again. A grant whose state was tampered with is revoked all the same."""
     _check_may_issue(actor)
     if grant.tenant_id != actor.tenant_id:
         raise not_found(_("grant"))
-    done = db.session.execute(update(Grant).where(Grant.id == grant.id, Grant.revoked_at.is_(None))
-                              .values(revoked_at=utcnow(), revoked_by_id=actor.id)
-                              .execution_options(synchronize_session=False))
+    for _race in range(MAX_RACES):
+        state = grant_state.read_state(grant.id)
+        if state.revoked_at is not None:
+            revoked = False
+            break
+        now = utcnow().replace(microsecond=0)
+        revoked = bool(db.session.execute(
+            update(Grant).where(Grant.id == grant.id, Grant.revoked_at.is_(None), Grant.uses == state.uses)
+            .values(revoked_at=now, revoked_by_id=actor.id,
+                    state_mac=grant_state.state_mac(grant.nonce, now, state.uses))
+            .execution_options(synchronize_session=False)).rowcount)
+        if revoked:
+            break
+    else:
+        raise _busy()
     db.session.refresh(grant)
-    if done.rowcount:
+    if revoked:
         record_audit("grant.revoke", actor=actor, target_type="grant", target_id=grant.id, remote_addr=remote_addr,
                      details={"grantee_id": grant.grantee_id, "kind": grant.kind})
         grants_changed.send(grant)
@@ -369,12 +377,12 @@ def _current(now: datetime):
 def valid_grants(user: User, kind: str) -> list[Grant]:
     """The user's grants of `kind` that count right now (signature checked; forged ones refused)."""
     now = utcnow()
-    rows = db.session.scalars(select(Grant).where(
+    rows = db.session.execute(select(Grant, *GrantState.columns()).where(
         Grant.tenant_id == user.tenant_id, Grant.grantee_id == user.id, Grant.kind == kind, *_current(now))
         .order_by(Grant.id)).all()
     genuine = []
-    for grant in rows:
-        reason = refusal_reason(grant)
+    for grant, *state in rows:
+        reason = refusal_reason(grant, GrantState.of_row(state))
         if reason:
             _refuse(grant, reason)
         else:
@@ -403,22 +411,44 @@ def has_grant(user: User, kind: str, conversation: Conversation) -> Grant | None
     return None
 
 
+def _used_up() -> ApiError:
+    return ApiError(403, "grant_used_up", _("Your key has expired, been revoked or used up. Ask the owner for a "
+                                            "new one."))
+
+
+def _count_use(grant: Grant, now: datetime) -> None:
+    """uses + 1 with its new MAC, as a compare-and-set on the state just read and vouched for: of two uses
+    at once only one moves a given count on (on PostgreSQL the other waits for its row lock, then finds the
+    count changed), and the other reads again, so max_uses holds."""
+    for _race in range(MAX_RACES):
+        state = grant_state.read_state(grant.id)
+        reason = grant_state.problem(grant.nonce, state)
+        if reason:
+            _refuse(grant, reason)
+            raise _used_up()
+        if (state.revoked_at is not None or not grant.starts_at <= now < grant.ends_at
+                or (grant.max_uses is not None and state.uses >= grant.max_uses)):
+            raise _used_up()
+        done = db.session.execute(
+            update(Grant).where(Grant.id == grant.id, Grant.uses == state.uses, Grant.state_mac == state.mac,
+                                Grant.revoked_at.is_(None))
+            .values(uses=state.uses + 1, state_mac=grant_state.state_mac(grant.nonce, None, state.uses + 1))
+            .execution_options(synchronize_session=False))
+        if done.rowcount:
+            db.session.expire(grant, ["uses", "state_mac"])
+            return
+    raise _busy()
+
+
 def use_grant(grant: Grant, what: str, target: object = None, *, actor: User | None = None,
               remote_addr: str = "", details: dict | None = None) -> GrantUse:
-    """Count one use (atomically: a conditional UPDATE, so max_uses holds under concurrency), record it and
-    audit it. Raises 403 `grant_used_up` when the grant stopped counting since it was checked."""
+    """Count one use (a compare-and-set, so max_uses holds under concurrency), record it and audit it, in
+    the caller's transaction. Raises 403 `grant_used_up` when the grant stopped counting since it was
+    checked, or its state no longer verifies."""
     if what not in USE_ACTIONS:
         raise ValueError(f"unknown grant use {what!r}")
     now = utcnow()
-    conditions = [Grant.id == grant.id, Grant.revoked_at.is_(None), Grant.starts_at <= now, Grant.ends_at > now]
-    if grant.max_uses is not None:
-        conditions.append(Grant.uses < Grant.max_uses)
-    done = db.session.execute(update(Grant).where(*conditions).values(uses=Grant.uses + 1)
-                              .execution_options(synchronize_session=False))
-    db.session.expire(grant, ["uses"])
-    if not done.rowcount:
-        raise ApiError(403, "grant_used_up", _("Your key has expired, been revoked or used up. Ask the owner "
-                                               "for a new one."))
+    _count_use(grant, now)
     target_type, target_id = _target(target)
     user = actor or grant.grantee
     use = GrantUse(grant_id=grant.id, tenant_id=grant.tenant_id, user_id=user.id, what=what,

@@ -8,7 +8,10 @@ a worker, called by the CLI and `veil serve`'s loop, not by views.
 
 The body is signed with the endpoint's secret: `X-Veil-Signature: sha256=<hex HMAC-SHA256 of the raw
 body>`; `X-Veil-Timestamp` (Unix seconds) repeats the body's `sent_at` and `X-Veil-Delivery` its
-`delivery` (docs/protocol.md, "Webhooks", shows how to check them).
+`delivery` (docs/protocol.md, "Webhooks", shows how to check them). The secret is stored sealed
+(`backend.security.sealed`), bound to its tenant, endpoint and URL: one that does not open (copied from
+another row, or the URL changed in the database) fails the delivery for good instead of signing for
+whoever wrote the database.
 
 Addresses: only http and https, no credentials in the URL, no redirects followed, 5 s to answer, and,
 unless VEIL_WEBHOOK_ALLOW_PRIVATE is set, no loopback, private, link-local or otherwise non-public address;
@@ -43,6 +46,8 @@ from backend.errors import ApiError
 from backend.extensions import db
 from backend.models import Tenant, User, WebhookDelivery, WebhookEndpoint
 from backend.models.base import iso, utcnow
+from backend.security import sealed
+from backend.security.master_key import derive_key
 from backend.services import alerts
 from backend.services.audit import record_audit
 
@@ -60,6 +65,9 @@ MAX_URL_LENGTH = 2000
 # What is read of an endpoint's answer (it is not used, but reading lets the connection close cleanly).
 MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = "Veil-Webhooks/1"
+SECRET_PURPOSE = "webhook-secret"  # the master key's key that seals endpoint secrets
+SECRET_REFUSED = ("the stored signing secret does not open (changed or copied in the database, or another "
+                  "master key): nothing was sent; delete the webhook and add it again")
 
 
 class DeliveryError(Exception):
@@ -112,6 +120,24 @@ def check_url(url: object, *, allow_private: bool) -> str:
             raise _bad_url(_("That address is on a private or local network; webhooks go to public addresses "
                              "only."))
     return url
+
+
+# ---- the secret -------------------------------------------------------------------------------------------
+
+def secret_binding(endpoint: WebhookEndpoint) -> dict:
+    """Where a sealed secret belongs: its tenant, its row and the URL it signs for (migration 7a1c0e5f2b10
+    seals existing secrets with the same fields)."""
+    return {"tenant_id": endpoint.tenant_id, "endpoint_id": endpoint.id, "url": endpoint.url}
+
+
+def seal_secret(endpoint: WebhookEndpoint, secret: str) -> None:
+    """Store `secret` sealed; the endpoint must have its id (flushed) and its URL."""
+    endpoint.sealed_secret = sealed.seal(derive_key(current_app, SECRET_PURPOSE), secret, secret_binding(endpoint))
+
+
+def endpoint_secret(endpoint: WebhookEndpoint) -> str:
+    """The endpoint's signing secret, or sealed.SealError when the stored value does not belong here."""
+    return sealed.unseal(derive_key(current_app, SECRET_PURPOSE), endpoint.sealed_secret, secret_binding(endpoint))
 
 
 # ---- sending ---------------------------------------------------------------------------------------------
@@ -249,23 +275,30 @@ def attempt(delivery: WebhookDelivery, now: datetime, send: Sender, allow_privat
     """Sends a claimed delivery once and records the outcome: "delivered", "retrying" or "failed"."""
     endpoint, alert = delivery.endpoint, delivery.alert
     status: int | None = None
+    final = not endpoint.enabled  # no later attempt can succeed
     if not endpoint.enabled:
         error = "endpoint disabled"
     else:
-        body = veil_body(alert, db.session.get(Tenant, alert.tenant_id), alert.agent, str(delivery.id), now)
-        raw = encode(endpoint, body, alert.facts or {})
         try:
-            status = send(endpoint.url, raw, signed_headers(endpoint.secret, raw, str(delivery.id), now, alert.type),
-                          allow_private=allow_private)
-            error = "" if 200 <= status < 300 else f"HTTP {status}"
-        except DeliveryError as exc:
-            error = str(exc)[:300]
+            secret = endpoint_secret(endpoint)
+        except sealed.SealError:
+            log.warning("webhook %s: the stored secret does not open; delivery %s failed", endpoint.id, delivery.id)
+            secret, error, final = None, SECRET_REFUSED, True
+        if secret is not None:
+            body = veil_body(alert, db.session.get(Tenant, alert.tenant_id), alert.agent, str(delivery.id), now)
+            raw = encode(endpoint, body, alert.facts or {})
+            try:
+                status = send(endpoint.url, raw, signed_headers(secret, raw, str(delivery.id), now, alert.type),
+                              allow_private=allow_private)
+                error = "" if 200 <= status < 300 else f"HTTP {status}"
+            except DeliveryError as exc:
+                error = str(exc)[:300]
     delivery.last_status_code = status
     delivery.last_error = error
     if not error:
         delivery.status, delivery.delivered_at = "delivered", now
         return "delivered"
-    if delivery.attempts >= MAX_ATTEMPTS or not endpoint.enabled:
+    if delivery.attempts >= MAX_ATTEMPTS or final:
         delivery.status = "failed"
         return "failed"
     delivery.next_attempt_at = now + retry_delay(delivery.attempts, rng)
@@ -312,9 +345,13 @@ def send_test(actor: User, endpoint: WebhookEndpoint, send: Sender = post) -> tu
     body = veil_body(sample, actor.tenant, actor, delivery, now, test=True)
     raw = encode(endpoint, body, {})
     try:
-        status = send(endpoint.url, raw, signed_headers(endpoint.secret, raw, delivery, now, "test"),
+        secret = endpoint_secret(endpoint)
+        status = send(endpoint.url, raw, signed_headers(secret, raw, delivery, now, "test"),
                       allow_private=alerts.allow_private_addresses())
         ok, outcome = 200 <= status < 300, f"HTTP {status}"
+    except sealed.SealError:
+        ok, outcome = False, _("The webhook's stored signing secret does not open: it was changed in the "
+                               "database. Nothing was sent; delete the webhook and add it again.")
     except DeliveryError as exc:
         ok, outcome = False, str(exc)[:300]
     record_audit("webhook.test", actor=actor, target_type="webhook", target_id=endpoint.id,
