@@ -49,6 +49,7 @@ def main() -> None:
 def init() -> None:
     """Create the database and the master key, or migrate the database to the latest schema (safe to run again)."""
     from backend.security.master_key import MasterKeyError, create_master_key_file, load_master_key
+    from backend.services.key_material import ensure_key_material
 
     app = make_app()
     made = create_master_key_file(app)
@@ -61,6 +62,10 @@ def init() -> None:
                    "identifiers in the database cannot be read)")
     with app.app_context():
         upgrade(directory=app.extensions["migrate"].directory)
+        try:
+            ensure_key_material(app)  # the stored keys, and a check that this is the database's master key
+        except MasterKeyError as err:
+            fail(str(err))
     click.echo(f"database ready: {app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]}")
 
 
@@ -70,10 +75,13 @@ def init() -> None:
 def serve(host: str | None, port: int | None) -> None:
     """Serve the panel, the API and Socket.IO."""
     from backend.security.master_key import MasterKeyError, load_master_key
+    from backend.services.key_material import ensure_key_material
 
     app = make_app()
     try:
         load_master_key(app)  # refuse to start without a usable key, rather than fail on the first message
+        with app.app_context():
+            ensure_key_material(app)  # and with another database's key (a restore, another instance's file)
     except MasterKeyError as err:
         fail(str(err))
     host = host or app.config["VEIL_HOST"]
@@ -351,6 +359,7 @@ def chain_label(chain: int) -> str:
 def audit_verify(tenant_name, anchors) -> None:
     """Check that no entry was changed, removed or reordered. Exit status 1 if any was."""
     from backend.services.audit import Anchor, chains_to_verify, count_entries, verify_audit
+    from backend.services.grant_state import compare_with_audit
 
     app = make_app()
     with app.app_context():
@@ -369,8 +378,14 @@ def audit_verify(tenant_name, anchors) -> None:
                        f"entry {problem.entry_id}: {problem.message}")
         if result.problem_count > len(result.problems):
             click.echo(f"... and {result.problem_count - len(result.problems)} more")
-        if not result.ok:
-            click.echo(f"audit trail NOT intact: {result.problem_count} problem(s) in {result.entries} entries")
+        # The trail also says what grants' rows must show: a row put back to an earlier copy (un-revoked,
+        # fewer uses) with its grant_use rows deleted passes the check at use time, not this one.
+        disagreements = compare_with_audit(tenant_id)
+        for found in disagreements:
+            click.echo(f"grant_rolled_back: grant {found.grant_id}: {found.message}")
+        if not result.ok or disagreements:
+            click.echo(f"audit trail NOT intact: {result.problem_count} problem(s) in {result.entries} entries"
+                       + (f", {len(disagreements)} grant(s) behind the trail" if disagreements else ""))
             sys.exit(1)
         chains = ", ".join(f"{chain_label(c.chain)}: {c.entries}" for c in result.chains if c.entries)
         click.echo(f"audit trail intact: {result.entries} entries verified ({chains or 'no entries'})"
@@ -488,7 +503,7 @@ def rules_compile(rules_dir, out) -> None:
 
 @main.group()
 def keys() -> None:
-    """Encryption keys of customer identifiers."""
+    """Encryption keys: data keys, the master key, and protecting text stored before encryption at rest."""
 
 
 @keys.command("rotate")
@@ -497,13 +512,14 @@ def keys() -> None:
 def keys_rotate(batch_size: int) -> None:
     """Move every customer identifier to a new data key and retire the old keys (safe while the server
     runs; a stopped run resumes where it was)."""
-    from backend.security.master_key import MasterKeyError, load_master_key
+    from backend.security.master_key import MasterKeyError
+    from backend.services.key_material import ensure_key_material
     from backend.services.key_rotation import rotate_all, total_identifiers
 
     app = make_app()
     with app.app_context():
         try:
-            load_master_key(app)
+            ensure_key_material(app)
         except MasterKeyError as err:
             fail(str(err))
         with click.progressbar(length=total_identifiers(), label="re-encrypting", file=sys.stderr) as bar:
@@ -513,6 +529,80 @@ def keys_rotate(batch_size: int) -> None:
                    f"retired key(s): {', '.join(map(str, r.retired_key_ids)) or 'none'}")
     if not rotations:
         click.echo("no data keys yet: nothing to rotate")
+
+
+KEY_FILE = click.Path(dir_okay=False, path_type=str)
+
+
+@keys.command("rotate-master")
+@click.option("--new-key-file", type=KEY_FILE, default=None,
+              help="The new master key (base64, mode 0600); made there if FILE does not exist. Required with "
+                   "VEIL_MASTER_KEY; otherwise a new key is made and written to instance/master.key.")
+@click.option("--previous-key-file", type=KEY_FILE, default=None,
+              help="The old master key, to finish an interrupted rotation when VEIL_MASTER_KEY already holds the "
+                   "new one (default: instance/master.key.previous, if present).")
+def keys_rotate_master(new_key_file: str | None, previous_key_file: str | None) -> None:
+    """Move everything the master key protects (the stored keys and every data key) to a new master key.
+
+    STOP THE SERVER FIRST (every `veil serve`): a server still holding the old key refuses to make data keys
+    or load keys afterwards and must be restarted with the new one. Without VEIL_MASTER_KEY the new key
+    replaces instance/master.key and the old one is kept as instance/master.key.previous (keep a copy of it
+    as long as you keep backups made with it). An interrupted run finishes when run again. Identifiers,
+    searches, customer refs, the audit trail and grants stay valid: their keys do not change, only how they
+    are wrapped."""
+    from backend.security.master_key import MasterKeyError, fingerprint
+    from backend.services.master_rotation import RotationError, plan_rotation, remaining, rotate_master
+
+    app = make_app()
+    with app.app_context():
+        try:
+            plan = plan_rotation(app, new_key_file=new_key_file, previous_key_file=previous_key_file)
+            target = fingerprint(plan.new)
+            if plan.wrote_files:
+                click.echo(f"new master key written to {app.instance_path}/master.key (previous: master.key.previous)")
+            click.echo(("finishing the rotation" if plan.resuming else "rotating") + f" to master key {target[:12]}…")
+            with click.progressbar(length=max(remaining(target), 1), label="re-wrapping", file=sys.stderr) as bar:
+                result = rotate_master(app, plan.new, plan.olds, progress=bar.update)
+        except (MasterKeyError, RotationError) as err:
+            fail(str(err))
+    click.echo(f"{result.key_material} stored key row(s) and {result.data_keys} data key(s) now under master key "
+               f"{result.fingerprint[:12]}…" if result.moved else "everything is under that master key already")
+    for line in plan.afterwards:
+        click.echo(f"next: {line}")
+
+
+@keys.command("protect-existing")
+@click.option("--batch-size", type=click.IntRange(1, 10000), default=200, show_default=True,
+              help="Rows per transaction.")
+@click.option("--restart", is_flag=True, help="Go through every row again, not only those past where the last "
+                                              "run got to (after a change of rules).")
+def keys_protect_existing(batch_size: int, restart: bool) -> None:
+    """Protect customer identifiers stored before encryption at rest: in messages (and their console ids),
+    their edits and deletions, behaviour events and supervisors' replies (safe while the server runs; a
+    stopped run goes on where it was; running it again changes nothing)."""
+    from backend.security.master_key import MasterKeyError
+    from backend.services.key_material import ensure_key_material
+    from backend.services.protect_existing import pending, protect_existing
+
+    app = make_app()
+    with app.app_context():
+        try:
+            ensure_key_material(app)
+        except MasterKeyError as err:
+            fail(str(err))
+        total = sum(pending(restart=restart).values())
+        db.session.rollback()
+        with ProgressBar("protecting") as bar:
+            done = 0
+
+            def advance(n: int) -> None:
+                nonlocal done
+                done += n
+                bar(done, max(total, done))
+
+            report = protect_existing(batch_size=batch_size, restart=restart, progress=advance)
+    for name, count in report.tables.items():
+        click.echo(f"{name}: {count.scanned} row(s) read, {count.changed} protected")
 
 
 @main.command()

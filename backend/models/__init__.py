@@ -11,7 +11,7 @@ from backend.models.interventions import Intervention
 from backend.models.retention import LegalHold, RetentionSetting
 from backend.models.rules import RuleSetVersion
 from backend.models.tenancy import ROLES, Department, Role, Tenant, User, department_members
-from backend.models.vault import CustomerIdentifier, DataKey
+from backend.models.vault import CustomerIdentifier, DataKey, KeyMaterial, ProtectProgress
 
 __all__ = [
     "ROLES",
@@ -31,10 +31,12 @@ __all__ = [
     "GrantSetting",
     "GrantUse",
     "Intervention",
+    "KeyMaterial",
     "LegalHold",
     "LoginAttempt",
     "Message",
     "MessageRevision",
+    "ProtectProgress",
     "RetentionSetting",
     "Role",
     "RuleSetVersion",

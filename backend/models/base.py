@@ -40,13 +40,15 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def insert_if_absent(model, values: dict) -> int | None:
+def insert_if_absent(model, values: dict, *, connection=None) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING: the new row's id, or None when one of its unique keys is taken.
+    Through `connection` when given (a transaction of the caller's own), else the session.
 
     Safe against a racing writer without savepoints: on PostgreSQL an insert of a key that another open
     transaction has just inserted waits for it, then does nothing if it committed; SQLite has one writer.
     """
-    dialect = db.session.get_bind().dialect.name
+    target = connection if connection is not None else db.session
+    dialect = (connection.dialect if connection is not None else db.session.get_bind().dialect).name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(model).values(**values).on_conflict_do_nothing().returning(model.id)
-    return db.session.execute(statement).scalar_one_or_none()
+    return target.execute(statement).scalar_one_or_none()

@@ -53,8 +53,11 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from sqlalchemy.types import TypeDecorator
 
 from backend.extensions import db
+from backend.models import KeyMaterial
 from backend.models.base import utcnow
+from backend.security.master_key import MasterKeyError
 from backend.services.audit import record_audit
+from backend.services.key_material import adopt_restored, forget_stored_keys
 
 MAGIC = b"VEILBKP\x00"
 FORMAT_VERSION = 1
@@ -481,8 +484,10 @@ def restore_backup(app, path: str, *, passphrase: bytes | None = None, force: bo
     """Restore the backup at `path` into this app's database, which must be empty (any rows: refused
     unless `force`, which deletes them first). One transaction: a damaged file restores nothing.
 
-    The database is migrated to this Veil's schema first; the backup must be of that same revision.
-    Call inside an app context, with the server stopped.
+    The database is migrated to this Veil's schema first; the backup must be of that same revision. Its
+    stored keys must open with this instance's master key (services/key_material.py); stored keys the
+    target made on its own are replaced, not counted as rows. Call inside an app context, with the server
+    stopped.
     """
     from flask_migrate import upgrade
 
@@ -496,7 +501,8 @@ def restore_backup(app, path: str, *, passphrase: bytes | None = None, force: bo
     tables = {t.name: t for t in model_tables()}
     inserts = {name: _insert_table(t) for name, t in tables.items()}
     conn = db.session.connection()
-    present = {name: n for name, n in _row_counts(conn).items() if n}
+    # Stored keys a process made on its own (`veil init`, a first start) are no data: the backup's replace them.
+    present = {name: n for name, n in _row_counts(conn).items() if n and name != KeyMaterial.__tablename__}
     if present and not force:
         db.session.rollback()
         listed = ", ".join(f"{name} ({n})" for name, n in sorted(present.items())[:5])
@@ -504,6 +510,7 @@ def restore_backup(app, path: str, *, passphrase: bytes | None = None, force: bo
                           "--force to replace everything in it")
     restored: dict[str, int] = {}
     try:
+        conn.execute(KeyMaterial.__table__.delete())
         if present:
             for table in reversed(model_tables()):
                 conn.execute(table.delete())  # plain DELETE: SQLite's search-index triggers follow
@@ -513,6 +520,14 @@ def restore_backup(app, path: str, *, passphrase: bytes | None = None, force: bo
         restored.pop(ALEMBIC_TABLE, None)
         if db.engine.dialect.name == "postgresql":
             _reset_sequences(conn)
+        try:
+            # The restored rows are wrapped by the master key of the database backed up: it must be this one.
+            adopt_restored(app, conn)
+        except MasterKeyError:
+            raise BackupError("the keys in this backup are wrapped by another master key than this instance's, so "
+                              "nothing was restored: restore it where the master key of the database it came from "
+                              "is configured (then `veil keys rotate-master --new-key-file FILE` moves it to another "
+                              "master key)") from None
         summary = RestoreSummary(restored, db.engine.dialect.name, header["db_kind"], header["created_at"])
         record_audit("backup.restored", target_type="backup", target_id=Path(path).name[:64],
                      details={"file": Path(path).name, "created_at": header["created_at"],
@@ -520,6 +535,7 @@ def restore_backup(app, path: str, *, passphrase: bytes | None = None, force: bo
         db.session.commit()
     except BaseException:
         db.session.rollback()
+        forget_stored_keys(app)
         raise
     return summary
 

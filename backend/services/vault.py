@@ -7,10 +7,12 @@ bank-card numbers, handles, links and wallets; each becomes a token "\\ue000<id>
 which puts the masker's masked form (138****5678) where each token is; `reveal` gives an original back to
 a caller that has checked a restore grant.
 
-Keys: each tenant has data keys (random, 256 bits) stored wrapped by the "data-key-wrap" key; a blind
-index (HMAC-SHA256 under the tenant's share of the "identifier-index" key) of the normalised value finds
-a customer by phone or e-mail without decrypting anything, and makes one customer's number one row
-however it was written. Both keys derive from the master key (backend/security/master_key.py).
+Keys: each tenant has data keys (random, 256 bits) stored wrapped by the "data-key-wrap" key, which is
+derived from the master key (each row names the master key by its fingerprint, so `veil keys
+rotate-master` can re-wrap them); a blind index (HMAC-SHA256 under the tenant's share of the
+"identifier-index" key, a stored key: backend/services/key_material.py) of the normalised value finds a
+customer by phone or e-mail without decrypting anything, and makes one customer's number one row however
+it was written.
 
 Private-use characters U+E000/U+E001 in what people write are replaced by U+FFFD before anything else,
 so no one can write a token of their own.
@@ -31,7 +33,8 @@ from functools import lru_cache
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from backend.engine import Engine, compile_rules, load_rules_folder
 from backend.engine import detectors as det
@@ -40,7 +43,8 @@ from backend.errors import not_found
 from backend.extensions import db
 from backend.models import CustomerIdentifier, DataKey, Tenant
 from backend.models.base import insert_if_absent, utcnow
-from backend.security.master_key import derive_key
+from backend.security.master_key import MasterKeyError, derive_key, master_fingerprint
+from backend.services.key_material import check_database_master, wrong_master_message
 
 TOKEN_START, TOKEN_END = "\ue000", "\ue001"
 TOKEN = re.compile("\ue000([0-9]{1,10})\ue001")
@@ -51,6 +55,7 @@ GONE = "***"
 # console, account, rule, message_id…). Nested `details` objects from the extension are protected whole.
 TEXT_DETAILS = ("text", "previous_text", "reason")
 
+_MEMO = "veil_vault_memo"  # Session.info key of `_transaction_memo`
 # Unwrapped data keys by their wrapped bytes (not by id: a restored or emptied database reuses ids).
 _data_keys: dict[bytes, bytes] = {}
 _data_keys_lock = threading.Lock()
@@ -78,13 +83,28 @@ def compile_engine() -> Engine:
     return Engine(compile_rules(load_rules_folder(SHARED_RULES / "default")))
 
 
-def engine_for(tenant_id: int) -> Engine:
-    from backend.services.rule_sets import engine_for_tenant
+def _transaction_memo() -> dict:
+    """What one transaction looked up once: ingest protects every text of a batch in one transaction, and
+    the tenant's rules and active data key do not change under it (a rule change or a rotation commits in
+    a transaction of its own). Emptied when the outermost transaction ends."""
+    return db.session.info.setdefault(_MEMO, {})
 
-    tenant = db.session.get(Tenant, tenant_id)
-    engine = engine_for_tenant(tenant).engine
-    # mask.incoming only decides what agents see in the console; storage is protected regardless.
-    return engine if engine.settings["mask"]["incoming"] else default_engine()
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_memo(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_MEMO, None)
+
+
+def engine_for(tenant_id: int) -> Engine:
+    memo = _transaction_memo()
+    if ("engine", tenant_id) not in memo:
+        from backend.services.rule_sets import engine_for_tenant
+
+        engine = engine_for_tenant(db.session.get(Tenant, tenant_id)).engine
+        # mask.incoming only decides what agents see in the console; storage is protected regardless.
+        memo["engine", tenant_id] = engine if engine.settings["mask"]["incoming"] else default_engine()
+    return memo["engine", tenant_id]
 
 
 def find_spans(engine: Engine, text: str) -> list[Span]:
@@ -170,25 +190,39 @@ def _wrap_aad(tenant_id: int) -> bytes:
     return f"veil:data-key:{tenant_id}".encode()
 
 
+def wrap_data_key(wrap_key: bytes, tenant_id: int, raw: bytes) -> bytes:
+    """12-byte nonce + AES-GCM(wrap key, data key), bound to the tenant."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(wrap_key).encrypt(nonce, raw, _wrap_aad(tenant_id))
+
+
+def unwrap_data_key(wrap_key: bytes, tenant_id: int, wrapped: bytes) -> bytes:
+    return AESGCM(wrap_key).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _wrap_aad(tenant_id))
+
+
 def new_data_key(tenant_id: int) -> DataKey:
     """A fresh random data key for the tenant, stored wrapped; it becomes the active one."""
     raw = AESGCM.generate_key(bit_length=256)
-    nonce = os.urandom(NONCE_BYTES)
-    wrap = AESGCM(derive_key(current_app, "data-key-wrap"))
-    row = DataKey(tenant_id=tenant_id, wrapped_key=nonce + wrap.encrypt(nonce, raw, _wrap_aad(tenant_id)),
-                  created_at=utcnow())
+    row = DataKey(tenant_id=tenant_id, wrapped_key=wrap_data_key(derive_key(current_app, "data-key-wrap"),
+                                                                 tenant_id, raw),
+                  master_fingerprint=master_fingerprint(current_app), created_at=utcnow())
     db.session.add(row)
     db.session.flush()
+    check_database_master(current_app)  # a server left running through rotate-master stops here
     with _data_keys_lock:
         _data_keys[row.wrapped_key] = raw
     return row
 
 
 def active_data_key(tenant_id: int) -> DataKey:
-    """The tenant's newest data key not retired, made on first use."""
-    row = db.session.scalar(select(DataKey).where(DataKey.tenant_id == tenant_id, DataKey.retired_at.is_(None))
-                            .order_by(DataKey.id.desc()).limit(1))
-    return row if row is not None else new_data_key(tenant_id)
+    """The tenant's newest data key not retired, made on first use (looked up once per transaction: a
+    rotation that starts meanwhile sweeps up what was written under the key it retires)."""
+    memo = _transaction_memo()
+    if ("data_key", tenant_id) not in memo:
+        row = db.session.scalar(select(DataKey).where(DataKey.tenant_id == tenant_id, DataKey.retired_at.is_(None))
+                                .order_by(DataKey.id.desc()).limit(1))
+        memo["data_key", tenant_id] = row if row is not None else new_data_key(tenant_id)
+    return memo["data_key", tenant_id]
 
 
 def data_key(row: DataKey) -> bytes:
@@ -197,8 +231,11 @@ def data_key(row: DataKey) -> bytes:
         cached = _data_keys.get(row.wrapped_key)
     if cached is not None:
         return cached
-    wrap = AESGCM(derive_key(current_app, "data-key-wrap"))
-    raw = wrap.decrypt(row.wrapped_key[:NONCE_BYTES], row.wrapped_key[NONCE_BYTES:], _wrap_aad(row.tenant_id))
+    if row.master_fingerprint is not None and row.master_fingerprint != master_fingerprint(current_app):
+        raise MasterKeyError(f"data key {row.id} is wrapped by another master key: "
+                             + wrong_master_message(current_app, row.master_fingerprint,
+                                                    master_fingerprint(current_app)))
+    raw = unwrap_data_key(derive_key(current_app, "data-key-wrap"), row.tenant_id, row.wrapped_key)
     with _data_keys_lock:
         _data_keys[row.wrapped_key] = raw
     return raw
@@ -293,23 +330,33 @@ def protect_checked(tenant_id: int, text: str, check: dict | None) -> tuple[str,
     offsets point into `display(protected)`, and its `text` is what is shown there (the masked hint for
     an identifier; a sensitive word stays as it is)."""
     protected = protect_text(tenant_id, text)
+    return protected.text, fit_check(protected, check)
+
+
+def fit_check(protected: Protected, check: dict | None) -> dict | None:
+    """A check of the text before protecting, made to point into `display(protected.text)`."""
     if check is None:
-        return protected.text, None
+        return None
     shown = display(protected.text)
     findings = []
     for finding in check.get("findings") or []:
         start = protected.shown_offset(finding["start"])
         end = max(start, protected.shown_offset(finding["end"], end=True))
         findings.append({**finding, "start": start, "end": end, "text": shown[start:end]})
-    return protected.text, {**check, "findings": findings}
+    return {**check, "findings": findings}
 
 
 def protect_details(tenant_id: int, details: dict) -> dict:
     """A behaviour event's details with the text people wrote protected (nested objects: every string)."""
+    return map_written_details(details, lambda value: protect(tenant_id, value))
+
+
+def map_written_details(details: dict, change: Callable[[str], str]) -> dict:
+    """`details` with `change` applied to every string people wrote (TEXT_DETAILS and nested `details`)."""
 
     def walk(value):
         if isinstance(value, str):
-            return protect(tenant_id, value)
+            return change(value)
         if isinstance(value, list):
             return [walk(v) for v in value]
         if isinstance(value, dict):
