@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from backend.extensions import db, socketio
 from backend.models import BehaviourEvent, ChatAccount, Conversation, Message, MessageRevision, User
 from backend.models.behaviour import REPORTED_KINDS
-from backend.security.identifiers import customer_ref, identifier_key
+from backend.security.identifiers import console_message_ref, customer_ref, identifier_key
 from backend.security.rate_limit import TokenBuckets
 from backend.services import ingest, rule_sets, vault
 from backend.services.devices import create_enrolment_code, enrol_device
@@ -68,6 +68,11 @@ def change(n: int, of: int, kind: str = "message_edited", **fields) -> dict:
     return event
 
 
+def console_id(tenant_id: int, raw: str) -> str:
+    """How a console's message id is stored (keyed: it may hold the customer's number). In an app context."""
+    return console_message_ref(identifier_key(), tenant_id, raw)
+
+
 def count(model, **where) -> int:
     query = select(func.count()).select_from(model)
     for name, value in where.items():
@@ -87,7 +92,8 @@ def test_a_batch_is_stored_and_acked(app, orgs):
         rows = db.session.scalars(select(Message).where(Message.device_id == own.device_id)
                                   .order_by(Message.id)).all()
         assert [(m.client_event_id, m.console_message_id, m.direction) for m in rows] == [
-            ("event-0001", "row-1", "in"), ("event-0002", "row-2", "out")]
+            ("event-0001", console_id(own.tenant_id, "row-1"), "in"),
+            ("event-0002", console_id(own.tenant_id, "row-2"), "out")]
         assert rows[0].sent_at.timestamp() * 1000 == AT + 1000
         conversation = rows[0].conversation
         assert conversation.agent_id == own.agent.id and conversation.tenant_id == own.tenant_id
@@ -123,6 +129,22 @@ def test_a_row_read_again_after_a_page_reload_is_stored_once(app, orgs):
     assert send(sio, [message(2, message_id="row-1")])["acked"] == ["event-0002"]
     with app.app_context():
         assert count(Message, device_id=own.device_id) == 1
+
+
+def test_a_row_logged_before_ids_were_keyed_is_still_recognised(app, orgs):
+    """Rows stored before console ids were keyed hold the id as given: a reload or an edit still finds them."""
+    own, _other = orgs
+    sio = connect(app, own.device_id)
+    assert send(sio, [message(1, message_id="false_8613900001111@c.us_AAA")])["acked"] == ["event-0001"]
+    with app.app_context():
+        row = db.session.scalars(select(Message).where(Message.device_id == own.device_id)).one()
+        assert row.console_message_id == console_id(own.tenant_id, "false_8613900001111@c.us_AAA")
+        assert "8613900001111" not in row.console_message_id
+        row.console_message_id = "legacy-row"  # as an older Veil stored it
+        db.session.commit()
+    send(sio, [message(2, message_id="legacy-row"), change(3, of=0, message_id="legacy-row", text="edited")])
+    with app.app_context():
+        assert count(Message, device_id=own.device_id) == 1 and count(MessageRevision) == 1
 
 
 def test_a_batch_is_one_transaction(app, orgs, monkeypatch):
@@ -249,10 +271,12 @@ def test_a_device_writes_only_into_its_own_tenant_and_agent(app, orgs):
                       change(4, of=1, kind="message_deleted")])
     assert ack["acked"] == ["event-0002", "event-0003", "event-0004"]
     with app.app_context():
-        acme_row = db.session.scalars(select(Message).where(Message.console_message_id == "row-1")).one()
+        acme_row = db.session.scalars(select(Message).where(
+            Message.console_message_id == console_id(own.tenant_id, "row-1"))).one()
         assert acme_row.tenant_id == own.tenant_id
         assert acme_row.revisions == [] and acme_row.edited_at is None and acme_row.deleted_at is None
-        bolt_row = db.session.scalars(select(Message).where(Message.console_message_id == "row-9")).one()
+        bolt_row = db.session.scalars(select(Message).where(
+            Message.console_message_id == console_id(other.tenant_id, "row-9"))).one()
         assert bolt_row.tenant_id == other.tenant_id and bolt_row.conversation.agent_id == other.agent.id
         assert bolt_row.conversation_id != acme_row.conversation_id
         bolt_events = db.session.scalars(select(BehaviourEvent).where(BehaviourEvent.device_id == other.device_id,
@@ -304,7 +328,8 @@ def test_an_edit_keeps_every_version_and_a_deletion_the_last_one(app, orgs):
                      change(3, of=1, text="v3"), change(4, of=1, kind="message_deleted")])
     assert ack["errors"] == [] and len(ack["acked"]) == 4
     with app.app_context():
-        row = db.session.scalars(select(Message).where(Message.console_message_id == "row-1")).one()
+        row = db.session.scalars(select(Message).where(
+            Message.console_message_id == console_id(own.tenant_id, "row-1"))).one()
         assert row.text == "v1", "the first version stays as it was logged"
         assert [(r.kind, r.text, int(r.occurred_at.timestamp() * 1000)) for r in row.revisions] == [
             ("edit", "v2", AT + 2000), ("edit", "v3", AT + 3000), ("delete", "v3", AT + 4000)]
@@ -344,7 +369,7 @@ def test_the_same_change_from_two_devices_is_stored_once(app, orgs):
     send(first, [message(1, text="v1"), change(2, of=1, text="v2")])
     send(second, [message(3, message_id="row-1", text="v1"), change(4, of=1, text="v2")])
     with app.app_context():
-        assert count(Message, console_message_id="row-1") == 1
+        assert count(Message, console_message_id=console_id(own.tenant_id, "row-1")) == 1
         assert count(MessageRevision) == 1
 
 

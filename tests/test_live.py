@@ -20,6 +20,7 @@ from backend.services.conversations import find_or_create_conversation
 from backend.services.devices import create_enrolment_code, enrol_device
 from tests.conftest import device_token, sign_in
 from tests.grants_helper import revoke_grants_of, staff_read
+from tests.test_ingest import console_id
 
 AT = 1_790_000_000_000
 CUSTOMER = "+86 138 0013 8000"  # the customer of conftest's conversation
@@ -479,8 +480,8 @@ def test_a_forged_foreign_or_reused_id_is_not_believed(app, orgs):
     with app.app_context():
         rows = {m.console_message_id: m.author_user_id for m in db.session.scalars(select(Message).where(
             Message.direction == "out"))}
-        assert rows == {"row-1": None, "row-2": None, "row-3": None, "row-4": own.users["supervisor"].id,
-                        "row-5": None}
+        assert rows == {console_id(own.tenant_id, f"row-{n}"): None for n in (1, 2, 3, 5)} | {
+            console_id(own.tenant_id, "row-4"): own.users["supervisor"].id}
         assert db.session.get(Intervention, foreign).message_id is None
 
 

@@ -31,7 +31,7 @@ from backend.security.master_key import (
 )
 from backend.services import interventions, key_rotation, records, vault
 from tests.conftest import PG_SCHEMA, make_org, postgres_url
-from tests.test_ingest import AT, behaviour, change, connect, message, send
+from tests.test_ingest import AT, behaviour, change, connect, console_id, message, send
 
 PHONE = "+86 138-0013-8000"
 
@@ -121,7 +121,8 @@ def test_the_server_check_is_stored_with_hints_pointing_into_the_shown_text(app,
     sent = "加我微信 wxid_abc123 私下交易"
     assert send(sio, [message(1, direction="out", text=sent)])["acked"] == ["event-0001"]
     with app.app_context():
-        row = db.session.scalars(select(Message).where(Message.console_message_id == "row-1")).one()
+        row = db.session.scalars(select(Message).where(
+            Message.console_message_id == console_id(own.tenant_id, "row-1"))).one()
         shown = vault.display(row.text)
         assert "wxid_abc123" not in row.text and "wxid_abc123" not in json.dumps(row.server_check)
         for finding in row.server_check["findings"]:
@@ -274,7 +275,9 @@ def write_through_the_stack(app, org) -> None:
     the extension reports, a change to a message never logged, and a supervisor's reply."""
     sio = connect(app, org.device_id)
     events = [
-        message(1, text=f"我的电话是 {LEAKS['phone_cn']}，邮箱 {LEAKS['email']}"),
+        # WhatsApp's row ids carry the customer's number: the id is stored keyed.
+        message(1, text=f"我的电话是 {LEAKS['phone_cn']}，邮箱 {LEAKS['email']}",
+                message_id="false_8613987654321@c.us_3EB0C431D5A5E2F0"),
         message(2, text=f"India office {LEAKS['phone_in']}, Brasil {LEAKS['phone_br']}"),
         message(3, direction="out", text=f"加我微信 {LEAKS['wechat']} 私下交易"),
         message(4, text=f"身份证 {LEAKS['id_card']} 卡号 {LEAKS['bank_card']}"),
@@ -342,7 +345,8 @@ def test_no_identifier_reaches_the_database_in_any_encoding(fresh_app):
         # the stack still shows what was written, masked, and reveals it
         shown = [m.to_dict()["text"] for m in db.session.scalars(select(Message).order_by(Message.id))]
         assert "我的电话是 +** ***-****-4321，邮箱 ****************@Example.org" in shown
-        first = db.session.scalars(select(Message).where(Message.console_message_id == "row-1")).one()
+        first = db.session.scalars(select(Message).where(Message.console_message_id == console_id(
+            org.tenant_id, "false_8613987654321@c.us_3EB0C431D5A5E2F0"))).one()
         assert vault.reveal_text(org.tenant_id, first.text) == f"我的电话是 {LEAKS['phone_cn']}，邮箱 {LEAKS['email']}"
         if app.config["DB_KIND"] == "postgres":
             blob = dump_postgres(schema)

@@ -37,6 +37,19 @@ def customer_ref(secret: bytes | str, tenant_id: int, raw_identifier: str) -> st
     return hmac.new(key, normalise_identifier(raw_identifier).encode(), hashlib.sha256).hexdigest()
 
 
+# Marks a console message id stored as its keyed hash (see `console_message_ref`); ids the extension sends are
+# compared with stored ones of both kinds, since rows logged before hashing hold the id as given.
+CONSOLE_REF_PREFIX = "~"
+
+
+def console_message_ref(secret: bytes, tenant_id: int, raw_id: str) -> str:
+    """A console's id for a message row, keyed: consoles put the customer's number in it (WhatsApp's
+    data-id is "true_8613800138000@c.us_3EB0…"), so it is stored only as "~" + HMAC-SHA256 hex, which is
+    all that is needed to recognise the row again."""
+    key = hmac.new(secret, f"console-message:tenant:{tenant_id}".encode(), hashlib.sha256).digest()
+    return CONSOLE_REF_PREFIX + hmac.new(key, raw_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 PSEUDONYM_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
 

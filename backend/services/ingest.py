@@ -25,7 +25,7 @@ from backend.extensions import db
 from backend.models import BehaviourEvent, Conversation, Device, Message, MessageRevision
 from backend.models.base import insert_if_absent, utcnow
 from backend.models.behaviour import MESSAGE_DELETED, MESSAGE_EDITED, REPORTED_KINDS, SERVER_RULE_HIT
-from backend.security.identifiers import identifier_key
+from backend.security.identifiers import console_message_ref, identifier_key
 from backend.security.rate_limit import TokenBuckets, whole_seconds
 from backend.services import vault
 from backend.services.conversations import find_or_create_chat_account, find_or_create_conversation
@@ -391,6 +391,13 @@ class _Batch:
                                                                   source.chat.customer_identifier)
         return self.conversations[key]
 
+    def console_ref(self, message_id: str) -> str:
+        return console_message_ref(self.secret, self.device.tenant_id, message_id)
+
+    def is_console_message(self, message_id: str):
+        """The row the console calls `message_id`: stored keyed, or as given before ids were keyed."""
+        return Message.console_message_id.in_((self.console_ref(message_id), message_id))
+
     def owned(self, event_id: str) -> dict:
         return {"tenant_id": self.device.tenant_id, "device_id": self.device.id, "client_event_id": event_id}
 
@@ -398,7 +405,7 @@ class _Batch:
         conversation = self.conversation(event.source)
         stored = db.session.scalar(select(Message.id).where(or_(
             (Message.device_id == self.device.id) & (Message.client_event_id == event.id),
-            (Message.conversation_id == conversation.id) & (Message.console_message_id == event.message_id),
+            (Message.conversation_id == conversation.id) & self.is_console_message(event.message_id),
         )).limit(1))
         if stored is not None:
             return  # a retry, or the row read again after a page reload
@@ -407,8 +414,9 @@ class _Batch:
                  if event.direction == "out" else None)
         text, stored_check = vault.protect_checked(self.device.tenant_id, event.text, check)
         message_id = insert_if_absent(Message, {
-            **self.owned(event.id), "conversation_id": conversation.id, "console_message_id": event.message_id,
-            "direction": event.direction, "text": text, "sent_at": event.sent_at, "received_at": utcnow(),
+            **self.owned(event.id), "conversation_id": conversation.id,
+            "console_message_id": self.console_ref(event.message_id), "direction": event.direction, "text": text,
+            "sent_at": event.sent_at, "received_at": utcnow(),
             "server_check": stored_check,
         })
         if message_id is None:
@@ -429,7 +437,7 @@ class _Batch:
                                                              MessageRevision.client_event_id == event.id)):
             return
         message = db.session.scalars(select(Message).where(
-            Message.conversation_id == conversation.id, Message.console_message_id == event.message_id)).first()
+            Message.conversation_id == conversation.id, self.is_console_message(event.message_id))).first()
         behaviour_type = MESSAGE_EDITED if event.kind == "edit" else MESSAGE_DELETED
         details: dict = {"console": event.source.console, "message_id": message.id if message else None}
         if message is None:
