@@ -145,6 +145,20 @@ ROUTES = {
     "panel.audit": ("GET", lambda o: "/audit?action=auth.", None, MANAGERS, 200),
     "panel.audit_verify": ("POST", lambda o: "/audit/verify", {"form": {}}, MANAGERS, 200),
     "api.list_audit": ("GET", lambda o: "/api/v1/audit?limit=5", None, MANAGERS, 200),
+    # customers' data requests: an empty value is refused (400) before the key-holder check (owner, or an
+    # admin the owner allows) and the password; tests/test_customer_data.py covers the rest
+    "panel.customer_data_page": ("GET", lambda o: "/customer-data", None, MANAGERS, 200),
+    "panel.customer_data_find": ("POST", lambda o: "/customer-data", {"form": {"value": ""}}, MANAGERS, 400),
+    "panel.customer_data_download": ("POST", lambda o: "/customer-data/export", {"form": {"value": ""}},
+                                     MANAGERS, 400),
+    "panel.customer_data_remove": ("POST", lambda o: "/customer-data/erase",
+                                   {"form": {"value": "", "confirm": "ERASE"}}, MANAGERS, 400),
+    "api.customer_data_lookup": ("POST", lambda o: "/api/v1/customer-data/lookup", {"json": {"value": ""}},
+                                 MANAGERS, 400),
+    "api.customer_data_export": ("POST", lambda o: "/api/v1/customer-data/export",
+                                 {"json": {"value": "", "password": "x"}}, MANAGERS, 400),
+    "api.customer_data_erase": ("POST", lambda o: "/api/v1/customer-data/erase",
+                                {"json": {"value": "", "password": "x", "confirm": "ERASE"}}, MANAGERS, 400),
     "panel.settings_retention": ("GET", lambda o: "/settings/retention", None, MANAGERS, 200),
     "panel.retention_save": ("POST", lambda o: "/settings/retention",
                              {"form": {"messages_days": "30", "behaviour_days": ""}}, MANAGERS, 302),
@@ -203,7 +217,7 @@ def orgs(orgs, app):
             db.session.flush()
             db.session.add_all([AlertReceipt(alert_id=alert.id, user_id=org.users[r].id) for r in STAFF])
             org.alert_id = alert.id
-            webhook = WebhookEndpoint(tenant_id=org.tenant_id, url="http://127.0.0.1:9/matrix", secret="matrix")
+            webhook = WebhookEndpoint(tenant_id=org.tenant_id, url="http://127.0.0.1:9/matrix", sealed_secret="")
             db.session.add(webhook)
             db.session.flush()
             org.webhook_id = webhook.id

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from backend.api import alerts, audit, grants, live, records, reports, retention, routes, statistics  # noqa: E402,F401  (routes attach themselves to bp)
+from backend.api import alerts, audit, customer_data, grants, live, records, reports, retention, routes, statistics  # noqa: E402,F401  (routes attach themselves to bp)

@@ -4,7 +4,7 @@ from flask import Blueprint
 
 bp = Blueprint("panel", __name__)
 
-from backend.panel import alerts, audit, keys, live, records, reports, retention, routes, statistics  # noqa: E402,F401  (routes attach themselves to bp)
+from backend.panel import alerts, audit, customer_data, keys, live, records, reports, retention, routes, statistics  # noqa: E402,F401  (routes attach themselves to bp)
 from backend.panel.labels import action_label, behaviour_label, role_label  # noqa: E402
 
 bp.add_app_template_filter(role_label, "role_label")

@@ -133,6 +133,15 @@ ROUTES: dict[str, Access] = {
     "panel.audit_verify": MANAGERS,
     "api.list_audit": MANAGERS,
     # retention: the tenant's limits and legal holds
+    # customers' data requests: also the owner (or an admin the owner allows), checked in
+    # backend.services.customer_data, and the person's password for export and erasure
+    "panel.customer_data_page": MANAGERS,
+    "panel.customer_data_find": MANAGERS,
+    "panel.customer_data_download": MANAGERS,
+    "panel.customer_data_remove": MANAGERS,
+    "api.customer_data_lookup": MANAGERS,
+    "api.customer_data_export": MANAGERS,
+    "api.customer_data_erase": MANAGERS,
     "panel.settings_retention": MANAGERS,
     "panel.retention_save": MANAGERS,
     "panel.hold_place": MANAGERS,
