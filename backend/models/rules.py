@@ -20,7 +20,9 @@ class RuleSetVersion(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
     version: Mapped[int]
-    content: Mapped[dict] = mapped_column(JSON)
+    # Deferred: the current version is looked up for every message stored (its hash names the compiled engine),
+    # and its content (up to megabytes of words) is only read when a new version is compiled or shown.
+    content: Mapped[dict] = mapped_column(JSON, deferred=True)
     sha256: Mapped[str] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(String(400), default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
