@@ -131,6 +131,34 @@ def test_a_row_read_again_after_a_page_reload_is_stored_once(app, orgs):
         assert count(Message, device_id=own.device_id) == 1
 
 
+def test_a_conversation_keyed_before_the_master_key_is_found_and_re_keyed(app, orgs):
+    """Conversations made before issue 6 hold refs keyed by the secret key: the extension's chat lookup
+    still finds one, and the customer's next message lands in it and re-keys it."""
+    own, _other = orgs
+    with app.app_context():
+        agent = db.session.get(User, own.agent.id)
+        account = db.session.scalars(select(ChatAccount).where(ChatAccount.agent_id == agent.id,
+                                                               ChatAccount.handle == "Acme sales")).one()
+        legacy = customer_ref(app.config["SECRET_KEY"], own.tenant_id, CUSTOMER)
+        old = Conversation(tenant_id=own.tenant_id, chat_account_id=account.id, agent_id=agent.id,
+                           customer_ref=legacy, customer_pseudonym="客户-OLD000")
+        db.session.add(old)
+        db.session.commit()
+        old_id = old.id
+    sio = connect(app, own.device_id)
+    chat = {"console": "whatsapp", "account": "Acme sales", "key": "chat-1", "customer": CUSTOMER}
+    assert sio.emit("resolve_chats", {"chats": [chat]}, namespace="/agent",
+                    callback=True)["conversation_ids"] == [old_id]
+    assert send(sio, [message(1)])["acked"] == ["event-0001"]
+    with app.app_context():
+        row = db.session.scalars(select(Message).where(Message.device_id == own.device_id)).one()
+        assert row.conversation_id == old_id, "the customer's history is not split in two"
+        conversation = db.session.get(Conversation, old_id)
+        assert conversation.customer_ref == customer_ref(identifier_key(), own.tenant_id, CUSTOMER)
+        assert conversation.customer_pseudonym != "客户-OLD000"
+        assert count(Conversation, customer_ref=legacy) == 0
+
+
 def test_a_row_logged_before_ids_were_keyed_is_still_recognised(app, orgs):
     """Rows stored before console ids were keyed hold the id as given: a reload or an edit still finds them."""
     own, _other = orgs

@@ -2,8 +2,8 @@
 
 The key is `identifier_key()`, derived from the master key ("identifier-index"), which is never in the
 database: a stolen database cannot be searched for a known number by hashing it. Conversations made
-before the master key existed were keyed with the instance's SECRET_KEY; their refs stay as they are
-(rehashing needs the clear identifiers, which were never stored), see docs/security.md.
+before the master key existed were keyed with the instance's SECRET_KEY; each is re-keyed the first time
+its customer is seen again (services/conversations.py), since only then is the clear identifier at hand.
 The encrypted originals and the blind index of identifiers inside messages are in backend/services/vault.py.
 """
 

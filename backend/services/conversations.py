@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from backend.errors import ApiError, forbidden
 from backend.extensions import db
@@ -58,12 +59,37 @@ def find_or_create_chat_account(agent: User, platform: str, handle: str) -> Chat
     ).one()
 
 
+def legacy_customer_ref(tenant_id: int, raw_customer_id: str) -> str | None:
+    """The ref a conversation made before the master key existed holds: keyed by the instance's secret key
+    (docs/security.md). None when there is no secret key to make it with."""
+    secret = current_app.config.get("SECRET_KEY")
+    return customer_ref(secret, tenant_id, raw_customer_id) if secret else None
+
+
+def refs_of(secret: bytes | str, tenant_id: int, raw_customer_id: str) -> tuple[str, ...]:
+    """Every ref the customer's conversation may be stored under: the current one, then the legacy one."""
+    ref = customer_ref(secret, tenant_id, raw_customer_id)
+    legacy = legacy_customer_ref(tenant_id, raw_customer_id)
+    return (ref,) if legacy is None or legacy == ref else (ref, legacy)
+
+
 def find_or_create_conversation(secret: str, account: ChatAccount, raw_customer_id: str) -> Conversation:
     """The customer's identifier is turned into a keyed ref here and never stored as given.
 
-    Two devices logging a new customer at once both end up with the one row.
+    Two devices logging a new customer at once both end up with the one row. A conversation stored under
+    the legacy ref is re-keyed the first time its customer is seen again, so upgrading does not split a
+    customer's history in two (its pseudonym becomes the one the extension computes from the new ref).
     """
-    ref = customer_ref(secret, account.tenant_id, raw_customer_id)
+    ref, *legacy = refs_of(secret, account.tenant_id, raw_customer_id)
+    found = db.session.scalars(select(Conversation).where(Conversation.chat_account_id == account.id,
+                                                          Conversation.customer_ref == ref)).first()
+    if found is not None:
+        return found
+    if legacy:
+        db.session.execute(update(Conversation).where(
+            Conversation.chat_account_id == account.id, Conversation.customer_ref == legacy[0],
+        ).values(customer_ref=ref, customer_pseudonym=customer_pseudonym(ref))
+            .execution_options(synchronize_session="fetch"))
     insert_if_absent(Conversation, {
         "tenant_id": account.tenant_id, "chat_account_id": account.id, "agent_id": account.agent_id,
         "customer_ref": ref, "customer_pseudonym": customer_pseudonym(ref), "started_at": utcnow(),

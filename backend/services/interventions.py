@@ -40,11 +40,11 @@ from backend.models.interventions import (
     SENT,
     Intervention,
 )
-from backend.security.identifiers import customer_ref
 from backend.security.policy import STAFF
 from backend.security.rate_limit import TokenBuckets, whole_seconds
 from backend.services import vault
 from backend.services.audit import record_audit
+from backend.services.conversations import refs_of
 from backend.services.rule_sets import compiled_payload, current_rule_set
 from backend.services.visibility import can_read_message_text, get_visible_conversation
 
@@ -309,10 +309,10 @@ def resolve_chats(secret: str, device: Device, payload: object) -> list[int | No
     platforms = _platforms(device)
     found: list[int | None] = []
     for console, account, key, customer in read:
-        ref = customer_ref(secret, device.tenant_id, customer or key)
+        refs = refs_of(secret, device.tenant_id, customer or key)
         found.append(db.session.scalar(
             select(Conversation.id).join(ChatAccount, ChatAccount.id == Conversation.chat_account_id).where(
                 ChatAccount.tenant_id == device.tenant_id, ChatAccount.agent_id == device.agent_id,
                 ChatAccount.platform == platforms.get(console, console)[:32], ChatAccount.handle == account,
-                Conversation.customer_ref == ref)))
+                Conversation.customer_ref.in_(refs)).limit(1)))
     return found
