@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextlib import contextmanager
 
 import click
 from flask_migrate import upgrade
@@ -506,15 +507,11 @@ def keys() -> None:
     """Encryption keys: data keys, the master key, and protecting text stored before encryption at rest."""
 
 
-@keys.command("rotate")
-@click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True,
-              help="Identifiers re-encrypted per transaction.")
-def keys_rotate(batch_size: int) -> None:
-    """Move every customer identifier to a new data key and retire the old keys (safe while the server
-    runs; a stopped run resumes where it was)."""
+@contextmanager
+def keyed_app_context():
+    """An app context whose master key opens this database's stored keys; else the reason, and exit 2."""
     from backend.security.master_key import MasterKeyError
     from backend.services.key_material import ensure_key_material
-    from backend.services.key_rotation import rotate_all, total_identifiers
 
     app = make_app()
     with app.app_context():
@@ -522,6 +519,18 @@ def keys_rotate(batch_size: int) -> None:
             ensure_key_material(app)
         except MasterKeyError as err:
             fail(str(err))
+        yield app
+
+
+@keys.command("rotate")
+@click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True,
+              help="Identifiers re-encrypted per transaction.")
+def keys_rotate(batch_size: int) -> None:
+    """Move every customer identifier to a new data key and retire the old keys (safe while the server
+    runs; a stopped run resumes where it was)."""
+    from backend.services.key_rotation import rotate_all, total_identifiers
+
+    with keyed_app_context():
         with click.progressbar(length=total_identifiers(), label="re-encrypting", file=sys.stderr) as bar:
             rotations = rotate_all(batch_size=batch_size, progress=bar.update)
     for r in rotations:
@@ -580,16 +589,9 @@ def keys_protect_existing(batch_size: int, restart: bool) -> None:
     """Protect customer identifiers stored before encryption at rest: in messages (and their console ids),
     their edits and deletions, behaviour events and supervisors' replies (safe while the server runs; a
     stopped run goes on where it was; running it again changes nothing)."""
-    from backend.security.master_key import MasterKeyError
-    from backend.services.key_material import ensure_key_material
     from backend.services.protect_existing import pending, protect_existing
 
-    app = make_app()
-    with app.app_context():
-        try:
-            ensure_key_material(app)
-        except MasterKeyError as err:
-            fail(str(err))
+    with keyed_app_context():
         total = sum(pending(restart=restart).values())
         db.session.rollback()
         with ProgressBar("protecting") as bar:

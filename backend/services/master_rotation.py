@@ -217,27 +217,17 @@ def rotate_master(app, new: bytes, olds: list[bytes], *,
     return result
 
 
-def rewrap_key_material(keys: dict[str, bytes], new: bytes, progress: Callable[[int], None]) -> int:
-    """One transaction: every stored key not under `new` is re-wrapped, and the check names `new`."""
-    target = fingerprint(new)
-    now = utcnow()
+def _rewrap_all(query, rewrap: Callable[[object], None], progress: Callable[[int], None]) -> int:
+    """One transaction: `rewrap` every row `query` selects, reading again until none is left. Read again
+    after the first writes: on SQLite the lock is ours from then on, so a row a racing process added
+    meanwhile is seen (on PostgreSQL FOR UPDATE makes writers wait)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
     moved = 0
     try:
-        while True:
-            # Read again after the first writes: on SQLite the lock is ours from then on, so a row a
-            # racing process added meanwhile is seen (on PostgreSQL FOR UPDATE makes writers wait).
-            query = select(KeyMaterial).where(KeyMaterial.master_fingerprint != target).order_by(KeyMaterial.id)
-            if db.session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update()
-            rows = list(db.session.scalars(query))
-            if not rows:
-                break
+        while rows := list(db.session.scalars(query)):
             for row in rows:
-                if row.purpose != CHECK:
-                    old = _key_for(keys, row.master_fingerprint, f"the stored {row.purpose!r} key")
-                    row.wrapped_key = key_material.wrap(new, row.purpose,
-                                                        key_material.unwrap(old, row.purpose, row.wrapped_key))
-                row.master_fingerprint, row.rewrapped_at = target, now
+                rewrap(row)
                 moved += 1
                 progress(1)
             db.session.flush()
@@ -246,34 +236,37 @@ def rewrap_key_material(keys: dict[str, bytes], new: bytes, progress: Callable[[
         db.session.rollback()
         raise
     return moved
+
+
+def rewrap_key_material(keys: dict[str, bytes], new: bytes, progress: Callable[[int], None]) -> int:
+    """One transaction: every stored key not under `new` is re-wrapped, and the check names `new`."""
+    target = fingerprint(new)
+    now = utcnow()
+
+    def rewrap(row: KeyMaterial) -> None:
+        if row.purpose != CHECK:
+            old = _key_for(keys, row.master_fingerprint, f"the stored {row.purpose!r} key")
+            raw = key_material.unwrap(old, row.purpose, row.wrapped_key)
+            row.wrapped_key = key_material.wrap(new, row.purpose, raw)
+        row.master_fingerprint, row.rewrapped_at = target, now
+
+    query = select(KeyMaterial).where(KeyMaterial.master_fingerprint != target).order_by(KeyMaterial.id)
+    return _rewrap_all(query, rewrap, progress)
 
 
 def rewrap_data_keys(keys: dict[str, bytes], new: bytes, progress: Callable[[int], None]) -> int:
     """One transaction: every data key not under `new` is re-wrapped (its tenant stays bound to it)."""
     target = fingerprint(new)
     wrap_keys = {fp: hkdf_key(k, DATA_KEY_WRAP) for fp, k in keys.items()}
-    moved = 0
-    try:
-        while True:
-            query = select(DataKey).where(or_(DataKey.master_fingerprint.is_(None),
-                                              DataKey.master_fingerprint != target)).order_by(DataKey.id)
-            if db.session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update()
-            rows = list(db.session.scalars(query))
-            if not rows:
-                break
-            for row in rows:
-                raw = _open_data_key(row, wrap_keys, target)
-                row.wrapped_key = vault.wrap_data_key(wrap_keys[target], row.tenant_id, raw)
-                row.master_fingerprint = target
-                moved += 1
-                progress(1)
-            db.session.flush()
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return moved
+
+    def rewrap(row: DataKey) -> None:
+        raw = _open_data_key(row, wrap_keys, target)
+        row.wrapped_key = vault.wrap_data_key(wrap_keys[target], row.tenant_id, raw)
+        row.master_fingerprint = target
+
+    query = select(DataKey).where(or_(DataKey.master_fingerprint.is_(None),
+                                      DataKey.master_fingerprint != target)).order_by(DataKey.id)
+    return _rewrap_all(query, rewrap, progress)
 
 
 def _open_data_key(row: DataKey, wrap_keys: dict[str, bytes], target: str) -> bytes:
