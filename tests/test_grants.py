@@ -352,6 +352,24 @@ def test_what_a_database_writer_can_still_undo_shows_against_the_audit_trail(app
     assert "1 grant(s) behind" not in done.output and "2 grant(s) behind the trail" in done.output
 
 
+def let_in_after_first_read(monkeypatch, other) -> list[int]:
+    """Make a race happen: the first time this thread reads a grant's state, `other` runs to the end (in a
+    thread of its own, with its own session) before the read returns. The list gets the count first read."""
+    real, raced = grant_state.read_state, []
+
+    def read_then_let_other_in(grant_id: int):
+        state = real(grant_id)
+        if not raced:
+            raced.append(state.uses)
+            thread = threading.Thread(target=other)
+            thread.start()
+            thread.join()
+        return state
+
+    monkeypatch.setattr(grant_state, "read_state", read_then_let_other_in)
+    return raced
+
+
 @pytest.mark.parametrize("max_uses", [2, None])
 def test_a_use_that_loses_a_race_reads_the_count_again(app, orgs, monkeypatch, max_uses):
     """Use A reads the count, use B commits the next one, then A writes: A's compare-and-set misses, A reads
@@ -368,18 +386,7 @@ def test_a_use_that_loses_a_race_reads_the_count_again(app, orgs, monkeypatch, m
 
     with app.app_context():
         use_and_commit()
-        real, raced = grant_state.read_state, []
-
-        def read_then_let_b_in(gid: int):
-            state = real(gid)
-            if not raced:
-                raced.append(state.uses)
-                b = threading.Thread(target=use_and_commit)
-                b.start()
-                b.join()
-            return state
-
-        monkeypatch.setattr(grant_state, "read_state", read_then_let_b_in)
+        raced = let_in_after_first_read(monkeypatch, use_and_commit)
         grant = db.session.get(Grant, grant_id)
         if max_uses is None:
             grants.use_grant(grant, "record_view", target)
@@ -407,18 +414,7 @@ def test_a_revocation_racing_a_use_vouches_for_the_use(app, orgs, monkeypatch):
             db.session.remove()
 
     with app.app_context():
-        real, raced = grant_state.read_state, []
-
-        def read_then_let_a_use_in(gid: int):
-            state = real(gid)
-            if not raced:
-                raced.append(state.uses)
-                use = threading.Thread(target=use_and_commit)
-                use.start()
-                use.join()
-            return state
-
-        monkeypatch.setattr(grant_state, "read_state", read_then_let_a_use_in)
+        raced = let_in_after_first_read(monkeypatch, use_and_commit)
         grants.revoke(db.session.get(User, own.users["owner"].id), db.session.get(Grant, grant_id))
         db.session.commit()
         monkeypatch.undo()
