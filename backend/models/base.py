@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from backend.extensions import db
@@ -38,6 +38,23 @@ def created_at_column() -> Mapped[datetime]:
 def iso(value: datetime | None) -> str | None:
     """ISO 8601 for JSON, or None."""
     return value.isoformat() if value else None
+
+
+_MEMO = "veil_transaction_memo"  # the Session.info key of `transaction_memo`
+
+
+def transaction_memo() -> dict:
+    """What the session's current transaction looked up once and may reuse: ingest stores a whole batch in
+    one transaction, and the tenant's rule set, engine and active data key do not change under it (a rule
+    change or a key rotation commits in a transaction of its own, and empties the memo if it shares one).
+    Emptied when the outermost transaction ends."""
+    return db.session.info.setdefault(_MEMO, {})
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_memo(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_MEMO, None)
 
 
 def insert_if_absent(model, values: dict, *, connection=None) -> int | None:

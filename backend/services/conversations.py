@@ -50,13 +50,17 @@ def list_messages(actor: User, conversation: Conversation, *, after_id: int = 0,
 
 
 def find_or_create_chat_account(agent: User, platform: str, handle: str) -> ChatAccount:
-    """The agent's own account row for `handle` on `platform`; another agent's row is never returned."""
+    """The agent's own account row for `handle` on `platform`; another agent's row is never returned.
+    Looked up first: it exists for all but an agent's first message on an account, and a read is cheaper
+    than an insert that does nothing."""
+    query = select(ChatAccount).where(ChatAccount.tenant_id == agent.tenant_id, ChatAccount.agent_id == agent.id,
+                                      ChatAccount.platform == platform, ChatAccount.handle == handle)
+    found = db.session.scalars(query).first()
+    if found is not None:
+        return found
     insert_if_absent(ChatAccount, {"tenant_id": agent.tenant_id, "agent_id": agent.id, "platform": platform,
                                    "handle": handle, "created_at": utcnow()})
-    return db.session.scalars(
-        select(ChatAccount).where(ChatAccount.tenant_id == agent.tenant_id, ChatAccount.agent_id == agent.id,
-                                  ChatAccount.platform == platform, ChatAccount.handle == handle)
-    ).one()
+    return db.session.scalars(query).one()
 
 
 def legacy_customer_ref(tenant_id: int, raw_customer_id: str) -> str | None:

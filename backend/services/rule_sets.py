@@ -22,6 +22,7 @@ from backend.engine.rules import ACTIONS, MAX_WORD_LENGTH, SHARED_RULES, parse_l
 from backend.errors import ApiError
 from backend.extensions import db
 from backend.models import RuleSetVersion, Tenant, User
+from backend.models.base import transaction_memo
 from backend.services.audit import record_audit
 from backend.services.signals import rule_set_saved
 
@@ -46,7 +47,15 @@ def latest_version(tenant_id: int) -> RuleSetVersion | None:
 
 
 def current_rule_set(tenant: Tenant) -> RuleSetVersion:
-    """The tenant's latest version, seeding version 1 from the shipped defaults on first use."""
+    """The tenant's latest version, seeding version 1 from the shipped defaults on first use. Looked up once
+    per transaction: ingest asks for every message it checks or protects."""
+    memo = transaction_memo()
+    if ("rule_set", tenant.id) not in memo:
+        memo["rule_set", tenant.id] = _latest_or_seeded(tenant)
+    return memo["rule_set", tenant.id]
+
+
+def _latest_or_seeded(tenant: Tenant) -> RuleSetVersion:
     row = latest_version(tenant.id)
     if row is None:
         content = default_rules()
@@ -128,6 +137,7 @@ def save_rule_set(actor: User, content: dict, note: str = "") -> RuleSetVersion:
                          note=note.strip()[:400], created_by_id=actor.id)
     db.session.add(row)
     db.session.flush()
+    transaction_memo().clear()  # what this transaction looked up came from the version before
     record_audit("rules.save", actor=actor, target_type="rule_set", target_id=next_version,
                  details={"note": row.note, "changes": summarise_change(current.content, cleaned)})
     payload, _text = compiled_payload(row)

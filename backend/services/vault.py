@@ -33,8 +33,7 @@ from functools import lru_cache
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from backend.engine import Engine, compile_rules, load_rules_folder
 from backend.engine import detectors as det
@@ -42,7 +41,7 @@ from backend.engine.rules import SHARED_RULES
 from backend.errors import not_found
 from backend.extensions import db
 from backend.models import CustomerIdentifier, DataKey, Tenant
-from backend.models.base import insert_if_absent, utcnow
+from backend.models.base import insert_if_absent, transaction_memo, utcnow
 from backend.security.master_key import MasterKeyError, derive_key, master_fingerprint
 from backend.services.key_material import check_database_master, wrong_master_message
 
@@ -55,7 +54,6 @@ GONE = "***"
 # console, account, rule, message_id…). Nested `details` objects from the extension are protected whole.
 TEXT_DETAILS = ("text", "previous_text", "reason")
 
-_MEMO = "veil_vault_memo"  # Session.info key of `_transaction_memo`
 # Unwrapped data keys by their wrapped bytes (not by id: a restored or emptied database reuses ids).
 _data_keys: dict[bytes, bytes] = {}
 _data_keys_lock = threading.Lock()
@@ -83,21 +81,8 @@ def compile_engine() -> Engine:
     return Engine(compile_rules(load_rules_folder(SHARED_RULES / "default")))
 
 
-def _transaction_memo() -> dict:
-    """What one transaction looked up once: ingest protects every text of a batch in one transaction, and
-    the tenant's rules and active data key do not change under it (a rule change or a rotation commits in
-    a transaction of its own). Emptied when the outermost transaction ends."""
-    return db.session.info.setdefault(_MEMO, {})
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_memo(session: Session, transaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(_MEMO, None)
-
-
 def engine_for(tenant_id: int) -> Engine:
-    memo = _transaction_memo()
+    memo = transaction_memo()
     if ("engine", tenant_id) not in memo:
         from backend.services.rule_sets import engine_for_tenant
 
@@ -217,7 +202,7 @@ def new_data_key(tenant_id: int) -> DataKey:
 def active_data_key(tenant_id: int) -> DataKey:
     """The tenant's newest data key not retired, made on first use (looked up once per transaction: a
     rotation that starts meanwhile sweeps up what was written under the key it retires)."""
-    memo = _transaction_memo()
+    memo = transaction_memo()
     if ("data_key", tenant_id) not in memo:
         row = db.session.scalar(select(DataKey).where(DataKey.tenant_id == tenant_id, DataKey.retired_at.is_(None))
                                 .order_by(DataKey.id.desc()).limit(1))
