@@ -55,17 +55,17 @@ def database_params() -> list:
     return params
 
 
-def reset_postgres_schema(url: str) -> str:
-    """A schema of our own in the shared database, dropped and made anew for each run."""
+def reset_postgres_schema(url: str, schema: str = PG_SCHEMA) -> str:
+    """A schema of our own in the shared database, dropped and made anew; the URL that works in it."""
     from backend.config import normalise_db_url
 
     engine = create_engine(normalise_db_url(url))
     with engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
     engine.dispose()
     sep = "&" if "?" in url else "?"
-    return normalise_db_url(url) + sep + "options=" + urllib.parse.quote(f"-csearch_path={PG_SCHEMA}")
+    return normalise_db_url(url) + sep + "options=" + urllib.parse.quote(f"-csearch_path={schema}")
 
 
 @pytest.fixture(scope="session", params=database_params())

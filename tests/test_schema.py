@@ -64,23 +64,11 @@ OLD_SECRET = "whsec_" + "s" * 43
 
 def fresh_database(kind: str, tmp_path) -> str:
     """An empty database of its own: a SQLite file, or a PostgreSQL schema beside the suite's."""
-    import urllib.parse
-
-    from sqlalchemy import create_engine, text
-
-    from backend.config import normalise_db_url
-    from tests.conftest import PG_SCHEMA, postgres_url
+    from tests.conftest import PG_SCHEMA, postgres_url, reset_postgres_schema
 
     if kind == "sqlite":
         return f"sqlite:///{tmp_path}/integrity.db"
-    schema = f"{PG_SCHEMA}_migrations"
-    engine = create_engine(normalise_db_url(postgres_url()))
-    with engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine.dispose()
-    url = normalise_db_url(postgres_url())
-    return url + ("&" if "?" in url else "?") + "options=" + urllib.parse.quote(f"-csearch_path={schema}")
+    return reset_postgres_schema(postgres_url(), f"{PG_SCHEMA}_migrations")
 
 
 def integrity_app(kind: str, tmp_path, **config):
